@@ -1,0 +1,2 @@
+DROP TABLE refresh_state;
+DROP TABLE countries;

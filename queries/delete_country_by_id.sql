@@ -1,0 +1,2 @@
+-- Delete one country. Params: :id.
+DELETE FROM countries WHERE id = :id

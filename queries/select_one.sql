@@ -1,0 +1,2 @@
+-- Readiness probe. No params.
+SELECT 1

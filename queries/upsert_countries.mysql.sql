@@ -1,0 +1,10 @@
+-- Insert a country or update the one with the same case-folded name (its id stays). Params: one per column.
+-- VALUES(col) rather than an alias: MariaDB has no INSERT ... AS new.
+INSERT INTO countries (name, name_key, capital, region, region_key, population, currency_code, currency_key, exchange_rate, estimated_gdp, flag_url, last_refreshed_at)
+VALUES (:name, :name_key, :capital, :region, :region_key, :population, :currency_code, :currency_key, :exchange_rate, :estimated_gdp, :flag_url, :last_refreshed_at)
+ON DUPLICATE KEY UPDATE
+    name = VALUES(name), capital = VALUES(capital), region = VALUES(region),
+    region_key = VALUES(region_key), population = VALUES(population),
+    currency_code = VALUES(currency_code), currency_key = VALUES(currency_key),
+    exchange_rate = VALUES(exchange_rate), estimated_gdp = VALUES(estimated_gdp),
+    flag_url = VALUES(flag_url), last_refreshed_at = VALUES(last_refreshed_at)

@@ -1,0 +1,972 @@
+"""Country Currency & Exchange API.
+
+Caches every country from REST Countries with its US dollar exchange rate and an estimated GDP in
+a relational database (SQLite or MySQL/MariaDB) and serves it over HTTP. The contract is API.md;
+README.md says how to run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import logging
+import math
+import os
+import random
+import re
+import sqlite3
+import sys
+import unicodedata
+import urllib.parse
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal
+
+import databases
+import httpx
+import msgspec
+import pymysql
+from dotenv import dotenv_values
+from PIL import Image, ImageDraw, ImageFont
+from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+log = logging.getLogger("countries")
+
+HERE = Path(__file__).resolve().parent
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_COUNTRIES_API_URL = (
+    "https://restcountries.com/v2/all?fields=name,capital,region,population,flag,currencies"
+)
+DEFAULT_EXCHANGE_API_URL = "https://open.er-api.com/v6/latest/USD"
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    database_url: str = "sqlite:///./countries.db"
+    countries_api_url: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_COUNTRIES_API_URL
+    exchange_api_url: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_EXCHANGE_API_URL
+    http_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    admin_token: str | None = None
+    summary_image_path: str = "cache/summary.png"
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 * 1024
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+
+
+SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}
+
+
+def load_settings(environ: dict[str, str] | None = None, env_file: str | None = ".env") -> Settings:
+    """Read settings from `.env` then the environment (the environment wins)."""
+    environ = os.environ if environ is None else environ
+    file_values = dotenv_values(env_file) if env_file and Path(env_file).is_file() else {}
+    raw = {**file_values, **environ}
+    values: dict[str, Any] = {}
+    for env_name, field in SETTING_NAMES.items():
+        value = raw.get(env_name)
+        if value is None:
+            continue
+        if field == "log_level":
+            value = value.lower()
+        if field == "admin_token" and value == "":
+            continue  # the contract: ADMIN_TOKEN="" means unset
+        values[field] = value
+    try:
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as error:
+        raise SystemExit(f"Invalid setting: {error}") from None
+
+
+def dialect_of(database_url: str) -> Literal["mysql", "sqlite"]:
+    scheme = urllib.parse.urlsplit(database_url).scheme.split("+")[0]
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
+    if scheme == "sqlite":
+        return "sqlite"
+    raise SystemExit(f"DATABASE_URL must be sqlite:/// or mysql://, not {scheme}://")
+
+
+def async_database_url(database_url: str) -> str:
+    """The URL for `databases`: the async driver named, operator query strings kept."""
+    parts = urllib.parse.urlsplit(database_url)
+    driver = "mysql+aiomysql" if dialect_of(database_url) == "mysql" else "sqlite+aiosqlite"
+    return urllib.parse.urlunsplit(parts._replace(scheme=driver))
+
+
+def migrations_database_url(database_url: str) -> str:
+    """yoyo wants `mysql://` (PyMySQL) and no query string."""
+    parts = urllib.parse.urlsplit(database_url)
+    scheme = "mysql" if dialect_of(database_url) == "mysql" else "sqlite"
+    return urllib.parse.urlunsplit(parts._replace(scheme=scheme, query=""))
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL
+# ---------------------------------------------------------------------------------------------
+
+QUERIES_DIR = HERE / "queries"
+MIGRATIONS_DIR = HERE / "migrations"
+DIALECTS = ("mysql", "sqlite")
+
+
+def load_queries(dialect: str, folder: Path = QUERIES_DIR) -> dict[str, str]:
+    """Every `queries/<name>.sql`, with `<name>.<dialect>.sql` preferred where it exists."""
+    portable: dict[str, str] = {}
+    variants: dict[str, dict[str, str]] = {}
+    for path in sorted(folder.glob("*.sql")):
+        name, _, rest = path.name.partition(".")
+        text = "\n".join(
+            line for line in path.read_text("utf-8").splitlines()
+            if not line.lstrip().startswith("--")
+        ).strip().rstrip(";")
+        if rest == "sql":
+            portable[name] = text
+        else:
+            variants.setdefault(name, {})[rest.removesuffix(".sql")] = text
+    queries = dict(portable)
+    for name, by_dialect in variants.items():
+        if dialect in by_dialect:
+            queries[name] = by_dialect[dialect]
+        elif name not in portable:
+            raise RuntimeError(f"queries/{name}: no {dialect} variant and no portable file")
+    return queries
+
+
+def pyformat(sql: str) -> str:
+    """`:name` placeholders as the MySQL driver's own `%(name)s`, for its bulk executemany."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+
+
+def apply_migrations(database_url: str) -> None:
+    """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at once."""
+    from yoyo import get_backend, read_migrations
+
+    dialect = dialect_of(database_url)
+    backend = get_backend(migrations_database_url(database_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR / dialect))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+    if dialect == "sqlite":
+        # WAL lets readers see the last committed refresh while a new one is being written.
+        path = urllib.parse.urlsplit(database_url).path[1:]
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+
+
+# ---------------------------------------------------------------------------------------------
+# Structs
+# ---------------------------------------------------------------------------------------------
+
+MAX_SHORT_TEXT = 255  # name, region, currency code: the indexed VARCHAR(255) columns
+MAX_LONG_TEXT = 2048  # capital, flag URL
+MAX_POPULATION = 2**63 - 1  # BIGINT
+
+NonEmptyName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SHORT_TEXT)]
+
+
+class UpstreamCountry(msgspec.Struct):
+    """One REST Countries entry. Only name and population must be right; the rest is checked
+    field by field in `build_rows`, because a bad capital nulls the capital, not the country."""
+
+    name: NonEmptyName
+    population: Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
+    capital: Any = None
+    region: Any = None
+    flag: Any = None
+    currencies: Any = None
+
+
+class UpstreamRates(msgspec.Struct):
+    rates: dict[str, Any]
+    result: Any = None
+
+
+SortOrder = Literal["gdp_desc", "gdp_asc", "population_desc", "population_asc", "name_asc", "name_desc"]
+MAX_OFFSET = 10**9
+
+
+class ListQuery(msgspec.Struct):
+    region: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
+    currency: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
+    sort: SortOrder | msgspec.UnsetType = msgspec.UNSET
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | msgspec.UnsetType = msgspec.UNSET
+    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)] = 0
+
+
+class Country(msgspec.Struct):
+    id: int
+    name: str
+    capital: str | None
+    region: str | None
+    population: int
+    currency_code: str | None
+    exchange_rate: float | None
+    estimated_gdp: float | None
+    flag_url: str | None
+    last_refreshed_at: str
+
+
+class Status(msgspec.Struct):
+    total_countries: int
+    last_refreshed_at: str | None
+
+
+class RefreshResult(msgspec.Struct):
+    message: str
+    total_countries: int
+    inserted: int
+    updated: int
+    skipped: int
+    last_refreshed_at: str
+
+
+class Message(msgspec.Struct):
+    message: str
+
+
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    error: str
+    details: dict[str, str] | str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure core: no I/O, no clock, no randomness of its own
+# ---------------------------------------------------------------------------------------------
+
+COUNTRY_COLUMNS = (
+    "name", "name_key", "capital", "region", "region_key", "population",
+    "currency_code", "currency_key", "exchange_rate", "estimated_gdp", "flag_url",
+    "last_refreshed_at",
+)
+
+
+def text_key(text: str) -> str:
+    """Case-insensitive, accent-sensitive comparison key: NFC, then case folding."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+
+def iso_utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def text_or_none(value: Any, max_length: int) -> str | None:
+    if isinstance(value, str) and 0 < len(value) <= max_length:
+        return value
+    return None
+
+
+def usable_rate(value: Any) -> float | None:
+    """A rate that is not a positive finite number counts as missing."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    rate = float(value)
+    return rate if math.isfinite(rate) and rate > 0 else None
+
+
+def first_currency_code(currencies: Any) -> str | None:
+    if not isinstance(currencies, list) or not currencies:
+        return None
+    first = currencies[0]
+    code = first.get("code") if isinstance(first, dict) else None
+    return text_or_none(code, MAX_SHORT_TEXT)
+
+
+def estimate_gdp(population: int, rate: float, multiplier: float) -> float | None:
+    gdp = round(population * multiplier / rate, 2)
+    return gdp if math.isfinite(gdp) else None
+
+
+def build_row(country: UpstreamCountry, rates: dict[str, Any], draw: Callable[[], float], stamp: str) -> dict:
+    code = first_currency_code(country.currencies)
+    rate = usable_rate(rates.get(code)) if code is not None else None
+    if code is None:
+        gdp: float | None = 0.0
+    elif rate is None:
+        gdp = None
+    else:
+        gdp = estimate_gdp(country.population, rate, draw())
+    region = text_or_none(country.region, MAX_SHORT_TEXT)
+    return {
+        "name": country.name,
+        "name_key": text_key(country.name),
+        "capital": text_or_none(country.capital, MAX_LONG_TEXT),
+        "region": region,
+        "region_key": text_key(region) if region is not None else None,
+        "population": country.population,
+        "currency_code": code,
+        "currency_key": text_key(code) if code is not None else None,
+        "exchange_rate": rate,
+        "estimated_gdp": gdp,
+        "flag_url": text_or_none(country.flag, MAX_LONG_TEXT),
+        "last_refreshed_at": stamp,
+    }
+
+
+def build_rows(
+    countries: list[msgspec.Raw], rates: dict[str, Any], draw: Callable[[], float], now: dt.datetime
+) -> tuple[list[dict], int]:
+    """Rows to upsert, one per case-folded name (the later entry wins), and how many were skipped."""
+    stamp = iso_utc(now)
+    rows: dict[str, dict] = {}
+    skipped = 0
+    for raw in countries:
+        try:
+            country = COUNTRY_DECODER.decode(raw)
+        except msgspec.ValidationError:
+            skipped += 1
+            continue
+        row = build_row(country, rates, draw, stamp)
+        rows.pop(row["name_key"], None)  # keep upstream order for the later of two spellings
+        rows[row["name_key"]] = row
+    return list(rows.values()), skipped
+
+
+COUNTRY_DECODER = msgspec.json.Decoder(UpstreamCountry)
+COUNTRY_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+RATES_DECODER = msgspec.json.Decoder(UpstreamRates)
+
+
+def parse_countries(body: bytes) -> list[msgspec.Raw] | None:
+    """The upstream array, entries still undecoded; None if the body is not a JSON array."""
+    try:
+        return COUNTRY_LIST_DECODER.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def parse_rates(body: bytes) -> dict[str, Any] | None:
+    """The `rates` object of a successful answer; None for anything else."""
+    try:
+        decoded = RATES_DECODER.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return decoded.rates if decoded.result == "success" else None
+
+
+def human_money(value: float) -> str:
+    for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= threshold:
+            return f"${value / threshold:,.1f}{suffix}"
+    return f"${value:,.0f}"
+
+
+SUMMARY_SIZE = (1200, 630)
+PALETTE = {
+    "background": (15, 23, 42),
+    "panel": (30, 41, 59),
+    "text": (241, 245, 249),
+    "muted": (148, 163, 184),
+    "bars": [(56, 189, 248), (52, 211, 153), (250, 204, 21), (251, 146, 60), (244, 114, 182)],
+}
+
+
+def font(size: int) -> ImageFont.FreeTypeFont:
+    # Pillow's bundled TrueType font: the image looks the same on every machine.
+    return ImageFont.load_default(size=size)
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont, width: int) -> str:
+    if draw.textlength(text, font=face) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=face) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def render_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) -> bytes:
+    """The summary PNG: total, top 5 by estimated GDP as bars, and the refresh time."""
+    width, height = SUMMARY_SIZE
+    image = Image.new("RGB", SUMMARY_SIZE, PALETTE["background"])
+    draw = ImageDraw.Draw(image)
+    margin = 60
+    draw.text((margin, 44), "Country Currency & Exchange", font=font(44), fill=PALETTE["text"])
+    draw.text(
+        (margin, 104), f"{total:,} countries cached  ·  top 5 by estimated GDP (USD)",
+        font=font(26), fill=PALETTE["muted"],
+    )
+    panel_top, row_height = 160, 72
+    draw.rounded_rectangle(
+        (margin - 20, panel_top - 16, width - margin + 20, panel_top + 5 * row_height + 4),
+        radius=18, fill=PALETTE["panel"],
+    )
+    label_width, value_width = 300, 150
+    bar_left = margin + label_width + 20
+    bar_max = width - margin - value_width - bar_left - 20
+    largest = max((gdp for _, gdp in top), default=0) or 1
+    name_font, value_font = font(28), font(28)
+    if not top:
+        draw.text((margin, panel_top + 20), "No GDP estimates yet", font=name_font, fill=PALETTE["muted"])
+    for rank, (name, gdp) in enumerate(top[:5]):
+        y = panel_top + rank * row_height
+        label = fit_text(draw, f"{rank + 1}. {name}", name_font, label_width)
+        draw.text((margin, y + 12), label, font=name_font, fill=PALETTE["text"])
+        bar_length = max(6, int(bar_max * gdp / largest))
+        colour = PALETTE["bars"][rank % len(PALETTE["bars"])]
+        draw.rounded_rectangle((bar_left, y + 10, bar_left + bar_length, y + 50), radius=8, fill=colour)
+        draw.text((bar_left + bar_length + 16, y + 12), human_money(gdp), font=value_font, fill=PALETTE["text"])
+    stamp = refreshed_at.replace("T", " ").replace("Z", " UTC")
+    draw.text((margin, height - 70), f"Last refreshed {stamp}", font=font(24), fill=PALETTE["muted"])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def image_etag(png: bytes) -> str:
+    return '"' + hashlib.sha256(png).hexdigest()[:32] + '"'
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """Raised by handlers; `handle_api_error` writes the contract's envelope."""
+
+    def __init__(self, status: int, error: str, details: dict | str | None = None, headers: dict | None = None):
+        super().__init__(error)
+        self.status, self.error, self.details, self.headers = status, error, details, headers or {}
+
+
+def validation_error(details: dict[str, str]) -> ApiError:
+    return ApiError(400, "Validation failed", details)
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(503, "Database unavailable")
+
+
+ERROR_TITLES = {
+    400: "Validation failed",
+    401: "Unauthorized",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    500: "Internal server error",
+}
+
+MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`\[.]*)")
+
+
+def field_rule(info: msgspec.inspect.Type) -> str:
+    """What a field must be, in words, from the same constraints msgspec checks."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        kinds = [t for t in info.types if not isinstance(t, (msgspec.inspect.NoneType, msgspec.inspect.UnsetType))]
+        if len(kinds) == 1:
+            return field_rule(kinds[0])
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return "must be one of " + ", ".join(map(str, info.values))
+    if isinstance(info, msgspec.inspect.IntType):
+        low, high = info.ge, info.le
+        if low is not None and high is not None:
+            return f"must be an integer from {low} to {high}"
+        return "must be an integer" + (f" of at least {low}" if low is not None else "")
+    if isinstance(info, msgspec.inspect.StrType):
+        if info.max_length is not None:
+            return f"must be a string of {info.min_length or 0} to {info.max_length} characters"
+        return "must be a non-empty string" if info.min_length else "must be a string"
+    return "is not valid"
+
+
+def describe_failure(struct: type, message: str) -> tuple[str, str]:
+    """(field, what is wrong) from one msgspec validation message about `struct`."""
+    missing = re.match(r"Object missing required field `([^`]+)`", message)
+    if missing:
+        return missing.group(1), "is required"
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+    if unknown:
+        return unknown.group(1), "is not an accepted field"
+    located = MSGSPEC_PATH.search(message)
+    if not located or not located.group(1):
+        return "body", "must be a JSON object"
+    field = located.group(1)
+    infos = {f.name: f.type for f in msgspec.inspect.type_info(struct).fields}
+    if "got `null`" in message:
+        return field, "must not be null"
+    return field, field_rule(infos[field]) if field in infos else "is not valid"
+
+
+def convert_or_400(values: dict[str, Any], struct: type, strict: bool = True):
+    """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets."""
+    details: dict[str, str] = {}
+    values = dict(values)
+    while True:
+        try:
+            result = msgspec.convert(values, struct, strict=strict)
+        except msgspec.ValidationError as error:
+            field, problem = describe_failure(struct, str(error))
+            details.setdefault(field, problem)
+            if field not in values:
+                raise validation_error(details) from None  # a missing field: nothing left to drop
+            del values[field]  # drop it and look for the next bad field
+            continue
+        if details:
+            raise validation_error(details)
+        return result
+
+
+# ---------------------------------------------------------------------------------------------
+# I/O shell: upstreams
+# ---------------------------------------------------------------------------------------------
+
+MAX_ATTEMPTS = 3
+RETRY_STATUSES = {429} | set(range(500, 600))
+
+
+class UpstreamFailure(Exception):
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.host = upstream_host(url)
+
+
+def upstream_host(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or url
+    with contextlib.suppress(ValueError):
+        if parts.port is not None:
+            return f"{host}:{parts.port}"
+    return host
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: 0..0.2 s, 0..0.4 s, ..."""
+    return random.uniform(0, 0.2 * 2**attempt)
+
+
+async def fetch_body(client: httpx.AsyncClient, url: str, timeout: float, deadline: float) -> bytes:
+    """The 2xx body of `url`, retrying connection errors, timeouts, 429 and 5xx until `deadline`."""
+    loop = asyncio.get_running_loop()
+    for attempt in range(MAX_ATTEMPTS):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        try:
+            async with asyncio.timeout(min(timeout, remaining)):
+                response = await client.get(url)
+        except (httpx.TransportError, TimeoutError) as error:
+            log.warning("upstream %s attempt %d failed: %s", upstream_host(url), attempt + 1, type(error).__name__)
+        else:
+            if response.is_success:
+                return response.content
+            log.warning("upstream %s attempt %d answered %d", upstream_host(url), attempt + 1, response.status_code)
+            if response.status_code not in RETRY_STATUSES:
+                break
+        if attempt + 1 < MAX_ATTEMPTS:
+            await asyncio.sleep(min(backoff_delay(attempt), max(0.0, deadline - loop.time())))
+    raise UpstreamFailure(url)
+
+
+async def fetch_upstream(client: httpx.AsyncClient, settings: Settings) -> tuple[list[msgspec.Raw], dict[str, Any]]:
+    """Both upstream bodies at once, decoded; UpstreamFailure names a host that failed."""
+    deadline = asyncio.get_running_loop().time() + 3 * settings.http_timeout
+
+    async def countries() -> list[msgspec.Raw]:
+        parsed = parse_countries(await fetch_body(client, settings.countries_api_url, settings.http_timeout, deadline))
+        if parsed is None:
+            raise UpstreamFailure(settings.countries_api_url)
+        return parsed
+
+    async def rates() -> dict[str, Any]:
+        parsed = parse_rates(await fetch_body(client, settings.exchange_api_url, settings.http_timeout, deadline))
+        if parsed is None:
+            raise UpstreamFailure(settings.exchange_api_url)
+        return parsed
+
+    results = await asyncio.gather(countries(), rates(), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0], results[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# I/O shell: database
+# ---------------------------------------------------------------------------------------------
+
+
+class Store(msgspec.Struct):
+    """What the handlers need to reach the database."""
+
+    db: databases.Database
+    dialect: str
+    queries: dict[str, str]
+
+
+async def upsert_rows(store: Store, connection: databases.core.Connection, rows: list[dict]) -> None:
+    # `databases` compiles each bound value through SQLAlchemy (~25 us each, ~60 ms for 250 rows);
+    # the driver's own executemany on the transaction's connection takes ~6 ms.
+    raw = connection.raw_connection
+    sql = store.queries["upsert_countries"]
+    if store.dialect == "mysql":
+        async with raw.cursor() as cursor:
+            await cursor.executemany(pyformat(sql), rows)
+    else:
+        await raw.executemany(sql, rows)
+
+
+async def write_refresh(store: Store, rows: list[dict], now: dt.datetime) -> tuple[int, int, str]:
+    """The one transaction of a refresh: upserts, then the summary PNG drawn from the table as it
+    now stands, then the refresh time. Returns (rows before, rows after, refresh time)."""
+    stamp = iso_utc(now)
+    queries = store.queries
+    async with store.db.transaction():
+        connection = store.db.connection()
+        # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
+        # refreshes across processes, before anything is read.
+        await connection.execute(queries["bump_data_version"])
+        before = await connection.fetch_val(queries["count_countries"].format(filters=""))
+        await upsert_rows(store, connection, rows)
+        after = await connection.fetch_val(queries["count_countries"].format(filters=""))
+        top = await connection.fetch_all(queries["select_top_countries"], {"limit": 5})
+        png = await asyncio.to_thread(render_summary, after, [(r[0], r[1]) for r in top], stamp)
+        await connection.execute(
+            queries["update_refresh_state"],
+            {"last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png)},
+        )
+    return before, after, stamp
+
+
+def save_summary_file(path: str, png: bytes) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial.write_bytes(png)
+    os.replace(partial, target)
+
+
+async def copy_summary_to_file(store: Store, path: str) -> None:
+    """After the commit: a failure here is logged, never turned into a failed refresh."""
+    if not path:
+        return
+    try:
+        png = await store.db.fetch_val(store.queries["select_summary_image"], column="summary_png")
+        if png is not None:
+            await asyncio.to_thread(save_summary_file, path, bytes(png))
+    except Exception:
+        log.exception("could not write the summary image to %s", path)
+
+
+async def refresh(app: Starlette) -> RefreshResult:
+    settings: Settings = app.state.settings
+    try:
+        countries, rates = await fetch_upstream(app.state.http, settings)
+    except UpstreamFailure as failure:
+        raise ApiError(503, "External data source unavailable", f"Could not fetch data from {failure.host}") from None
+    now = dt.datetime.now(dt.timezone.utc)
+    draw = random.SystemRandom().random
+    rows, skipped = await asyncio.to_thread(build_rows, countries, rates, lambda: 1000 + 1000 * draw(), now)
+    before, after, stamp = await write_refresh(app.state.store, rows, now)
+    await copy_summary_to_file(app.state.store, settings.summary_image_path)
+    inserted = after - before
+    log.info("refresh: %d countries, %d inserted, %d updated, %d skipped", after, inserted, len(rows) - inserted, skipped)
+    return RefreshResult(
+        message="Countries refreshed successfully", total_countries=after, inserted=inserted,
+        updated=len(rows) - inserted, skipped=skipped, last_refreshed_at=stamp,
+    )
+
+
+async def shared_refresh(app: Starlette) -> RefreshResult:
+    """Callers that arrive while a refresh runs in this process share its result."""
+    running = app.state.refresh_task
+    if running is None or running.done():
+        running = app.state.refresh_task = asyncio.ensure_future(refresh(app))
+    # shield: one caller hanging up must not cancel the refresh the others are waiting for
+    return await asyncio.shield(running)
+
+
+LIST_FILTERS = {
+    (False, False): "",
+    (True, False): "WHERE region_key = :region_key",
+    (False, True): "WHERE currency_key = :currency_key",
+    (True, True): "WHERE region_key = :region_key AND currency_key = :currency_key",
+}
+LIST_ORDERS = {
+    None: "id",
+    "gdp_desc": "estimated_gdp IS NULL, estimated_gdp DESC, id",
+    "gdp_asc": "estimated_gdp IS NULL, estimated_gdp ASC, id",
+    "population_desc": "population DESC, id",
+    "population_asc": "population ASC, id",
+    "name_asc": "name_key ASC, id",
+    "name_desc": "name_key DESC, id",
+}
+NO_LIMIT = 2**62
+
+
+def record_dicts(records: list) -> list[dict]:
+    return [dict(record._mapping) for record in records]
+
+
+async def select_countries(store: Store, query: ListQuery) -> tuple[list[dict], int]:
+    """One page of countries and the number matching before paging, from one snapshot."""
+    has_region = query.region is not msgspec.UNSET
+    has_currency = query.currency is not msgspec.UNSET
+    filters = LIST_FILTERS[(has_region, has_currency)]
+    order = LIST_ORDERS[None if query.sort is msgspec.UNSET else query.sort]
+    values: dict[str, Any] = {}
+    if has_region:
+        values["region_key"] = text_key(query.region)
+    if has_currency:
+        values["currency_key"] = text_key(query.currency)
+    page = {
+        "limit": NO_LIMIT if query.limit is msgspec.UNSET else query.limit,
+        "offset": query.offset,
+    }
+    async with store.db.transaction():
+        records = await store.db.fetch_all(
+            store.queries["select_countries"].format(filters=filters, order=order), {**values, **page}
+        )
+        total = await store.db.fetch_val(store.queries["count_countries"].format(filters=filters), values)
+    return record_dicts(records), total
+
+
+async def select_country(store: Store, name: str) -> dict | None:
+    key = text_key(name)
+    if len(key) > 3 * MAX_SHORT_TEXT:
+        return None  # longer than any stored key
+    record = await store.db.fetch_one(store.queries["select_country_by_key"], {"name_key": key})
+    return dict(record._mapping) if record else None
+
+
+async def delete_country_row(store: Store, country_id: int) -> bool:
+    async with store.db.transaction():
+        await store.db.execute(store.queries["bump_data_version"])
+        deleted = await store.db.fetch_val(store.queries["count_country_by_id"], {"id": country_id})
+        await store.db.execute(store.queries["delete_country_by_id"], {"id": country_id})
+    return bool(deleted)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers
+# ---------------------------------------------------------------------------------------------
+
+JSON_ENCODER = msgspec.json.Encoder()
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(JSON_ENCODER.encode(payload), status, headers, media_type="application/json")
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refusing (413) more than MAX_BODY_BYTES without reading it all."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "Request body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "Request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def query_values(request: Request) -> dict[str, str]:
+    # a dict of the query string keeps the last of repeated parameters, as the contract says
+    return dict(request.query_params)
+
+
+async def refresh_countries(request: Request) -> Response:
+    await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
+    return json_response(await shared_refresh(request.app))
+
+
+async def list_countries(request: Request) -> Response:
+    query = convert_or_400(query_values(request), ListQuery, strict=False)
+    rows, total = await select_countries(request.app.state.store, query)
+    return json_response(rows, headers={"X-Total-Count": str(total)})
+
+
+async def get_country(request: Request) -> Response:
+    country = await select_country(request.app.state.store, request.path_params["name"])
+    if country is None:
+        raise ApiError(404, "Country not found")
+    return json_response(country)
+
+
+async def delete_country(request: Request) -> Response:
+    store: Store = request.app.state.store
+    country = await select_country(store, request.path_params["name"])
+    if country is None or not await delete_country_row(store, country["id"]):
+        raise ApiError(404, "Country not found")
+    return json_response(Message(f"Country '{country['name']}' deleted"))
+
+
+async def get_status(request: Request) -> Response:
+    store: Store = request.app.state.store
+    record = await store.db.fetch_one(store.queries["select_status"])
+    return json_response(Status(total_countries=record[0], last_refreshed_at=record[1]))
+
+
+async def get_image(request: Request) -> Response:
+    store: Store = request.app.state.store
+    record = await store.db.fetch_one(store.queries["select_summary_image"])
+    if record is None or record[0] is None:
+        raise ApiError(404, "Summary image not found")
+    png, etag = bytes(record[0]), record[1]
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(png, headers=headers, media_type="image/png")
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    store: Store = request.app.state.store
+    try:
+        async with asyncio.timeout(request.app.state.settings.db_timeout):
+            await store.db.fetch_val(store.queries["select_one"])
+    except Exception:
+        raise database_unavailable() from None
+    return json_response({"status": "ok"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Error handlers
+# ---------------------------------------------------------------------------------------------
+
+
+def error_response(status: int, error: str, details: Any = None, headers: dict | None = None) -> Response:
+    return json_response(ErrorBody(error=error, details=details or None), status, headers)
+
+
+async def handle_api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.error, exc.details, exc.headers)
+
+
+async def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    headers = dict(exc.headers or {})
+    return error_response(exc.status_code, ERROR_TITLES.get(exc.status_code, "Error"), None, headers)
+
+
+DATABASE_DOWN_CODES = {1040, 1205, 2003, 2006, 2013, 2055}
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, pymysql.err.OperationalError):
+        return bool(exc.args) and exc.args[0] in DATABASE_DOWN_CODES
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    return isinstance(exc, OSError)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+        return error_response(503, "Database unavailable")
+    log.error("unhandled error during %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "Internal server error")
+
+
+# ---------------------------------------------------------------------------------------------
+# App
+# ---------------------------------------------------------------------------------------------
+
+
+class CountryNameConvertor(Convertor):
+    """Any name, slashes included, except the two fixed routes beside it."""
+
+    regex = r"(?!(?:refresh|image)$).+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("country_name", CountryNameConvertor())
+
+routes = [
+    Route("/countries/refresh", refresh_countries, methods=["POST"]),
+    Route("/countries/image", get_image, methods=["GET"]),
+    Route("/countries", list_countries, methods=["GET"]),
+    Route("/countries/{name:country_name}", get_country, methods=["GET"]),
+    Route("/countries/{name:country_name}", delete_country, methods=["DELETE"]),
+    Route("/status", get_status, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]
+
+
+def make_store(settings: Settings) -> Store:
+    dialect = dialect_of(settings.database_url)
+    options: dict[str, Any] = {}
+    if dialect == "mysql":
+        options = {"charset": "utf8mb4", "pool_recycle": 300, "connect_timeout": int(max(1, settings.db_timeout))}
+    else:
+        options = {"timeout": settings.db_timeout}
+    db = databases.Database(async_database_url(settings.database_url), **options)
+    return Store(db=db, dialect=dialect, queries=load_queries(dialect))
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    store: Store = app.state.store
+    await store.db.connect()
+    app.state.http = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "country-currency-api"})
+    app.state.refresh_task = None
+    try:
+        yield
+    finally:
+        if app.state.refresh_task is not None and not app.state.refresh_task.done():
+            # let a refresh in flight commit or roll back whole before the connections close
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(app.state.refresh_task), 8)
+        await app.state.http.aclose()
+        await store.db.disconnect()
+
+
+def create_app(settings: Settings) -> Starlette:
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: handle_api_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+    app.state.settings = settings
+    app.state.store = make_store(settings)
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    apply_migrations(settings.database_url)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port,
+        log_level=settings.log_level, proxy_headers=False, server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""A local stand-in for both upstream APIs: serves fixed bodies over real HTTP on loopback.
+
+Used by the tests that start the real server and by the benchmark. `python tests/stub_upstream.py
+COUNTRIES.json RATES.json [PORT]` serves the two files at /countries and /rates until stopped.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class StubUpstream:
+    """Serves `routes` (path -> (status, body)); `routes` may be changed while it runs."""
+
+    def __init__(self, routes: dict[str, tuple[int, bytes]], port: int = 0):
+        self.routes = routes
+        self.hits: list[str] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                stub.hits.append(self.path)
+                status, body = stub.routes.get(self.path, (404, b'{"error":"no such stub"}'))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> "StubUpstream":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+if __name__ == "__main__":
+    countries, rates = Path(sys.argv[1]).read_bytes(), Path(sys.argv[2]).read_bytes()
+    port = int(sys.argv[3]) if len(sys.argv) > 3 else 8900
+    with StubUpstream({"/countries": (200, countries), "/rates": (200, rates)}, port) as stub:
+        print(f"serving {stub.url}/countries and {stub.url}/rates", flush=True)
+        threading.Event().wait()
