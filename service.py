@@ -100,18 +100,24 @@ def dialect_of(database_url: str) -> Literal["mysql", "sqlite"]:
     raise SystemExit(f"DATABASE_URL must be sqlite:/// or mysql://, not {scheme}://")
 
 
+def with_scheme(database_url: str, scheme: str) -> str:
+    # string surgery rather than urlunsplit, which turns sqlite:////abs/path into sqlite://abs/path
+    return scheme + ":" + database_url.split(":", 1)[1]
+
+
 def async_database_url(database_url: str) -> str:
     """The URL for `databases`: the async driver named, operator query strings kept."""
-    parts = urllib.parse.urlsplit(database_url)
     driver = "mysql+aiomysql" if dialect_of(database_url) == "mysql" else "sqlite+aiosqlite"
-    return urllib.parse.urlunsplit(parts._replace(scheme=driver))
+    return with_scheme(database_url, driver)
 
 
 def migrations_database_url(database_url: str) -> str:
-    """yoyo wants `mysql://` (PyMySQL) and no query string."""
-    parts = urllib.parse.urlsplit(database_url)
-    scheme = "mysql" if dialect_of(database_url) == "mysql" else "sqlite"
-    return urllib.parse.urlunsplit(parts._replace(scheme=scheme, query=""))
+    """yoyo wants `mysql://` (PyMySQL), not the async driver, and no query string."""
+    return with_scheme(database_url, dialect_of(database_url)).split("?", 1)[0]
+
+
+def sqlite_path(database_url: str) -> str:
+    return database_url.split("?", 1)[0].split(":///", 1)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,8 +168,7 @@ def apply_migrations(database_url: str) -> None:
         backend.apply_migrations(backend.to_apply(migrations))
     if dialect == "sqlite":
         # WAL lets readers see the last committed refresh while a new one is being written.
-        path = urllib.parse.urlsplit(database_url).path[1:]
-        with contextlib.closing(sqlite3.connect(path)) as connection:
+        with contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
 
 

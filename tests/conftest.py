@@ -1,0 +1,166 @@
+"""Shared fixtures: a migrated database (SQLite, or MariaDB when TEST_DATABASE_URL says so),
+respx stand-ins for both upstreams, and an app client that runs the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pymysql
+import pytest
+import respx
+from starlette.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import service  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+COUNTRIES_URL = "http://countries.test/v2/all"
+RATES_URL = "http://rates.test/v6/latest/USD"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+ON_MYSQL = service.dialect_of(TEST_DATABASE_URL or "sqlite://") == "mysql"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+# ----- database ---------------------------------------------------------------------------------
+
+
+def mysql_connect(url: str, database: str | None = None):
+    parts = urllib.parse.urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname, port=parts.port or 3306, user=urllib.parse.unquote(parts.username or "root"),
+        password=urllib.parse.unquote(parts.password or ""), charset="utf8mb4", autocommit=True,
+        database=database if database is not None else parts.path.lstrip("/") or None,
+    )
+
+
+@contextlib.contextmanager
+def raw_connection(url: str):
+    """A plain DB-API connection to the test database, for setting up and inspecting it."""
+    if service.dialect_of(url) == "mysql":
+        connection = mysql_connect(url)
+    else:
+        connection = sqlite3.connect(urllib.parse.urlsplit(url).path[1:], isolation_level=None)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def app_tables(connection, url: str) -> list[str]:
+    cursor = connection.cursor()
+    if service.dialect_of(url) == "mysql":
+        cursor.execute("SHOW TABLES")
+    else:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    return sorted(row[0] for row in cursor.fetchall() if not row[0].startswith(("_yoyo", "yoyo")))
+
+
+def dump_database(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table of ours, in a stable order: compare two dumps for 'unchanged'."""
+    with raw_connection(url) as connection:
+        dump = {}
+        for table in app_tables(connection, url):
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT * FROM {table}")
+            dump[table] = sorted(cursor.fetchall(), key=repr)
+        if service.dialect_of(url) == "sqlite":
+            dump["sqlite_sequence"] = sorted(connection.execute("SELECT * FROM sqlite_sequence").fetchall())
+        return dump
+
+
+def query_rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    with raw_connection(url) as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql if service.dialect_of(url) == "sqlite" else sql.replace("?", "%s"), params)
+        return list(cursor.fetchall())
+
+
+def execute(url: str, sql: str, params: tuple = ()) -> None:
+    with raw_connection(url) as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql if service.dialect_of(url) == "sqlite" else sql.replace("?", "%s"), params)
+        if service.dialect_of(url) == "sqlite":
+            connection.commit()
+
+
+@pytest.fixture(scope="session")
+def mysql_database_url():
+    """A fresh MariaDB database for this run, migrated once; tests empty it between them."""
+    if not ON_MYSQL:
+        return None
+    parts = urllib.parse.urlsplit(TEST_DATABASE_URL)
+    name = parts.path.lstrip("/") or "test"
+    with contextlib.closing(mysql_connect(TEST_DATABASE_URL, database="")) as connection:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        connection.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    service.apply_migrations(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+def empty_mysql_database(url: str) -> None:
+    with contextlib.closing(mysql_connect(url)) as connection:
+        cursor = connection.cursor()
+        for table in app_tables(connection, url):
+            cursor.execute(f"TRUNCATE TABLE {table}")
+        cursor.execute("INSERT INTO refresh_state (id) VALUES (1)")
+
+
+@pytest.fixture
+def database_url(tmp_path, mysql_database_url):
+    """A migrated, empty database for one test."""
+    if mysql_database_url:
+        empty_mysql_database(mysql_database_url)
+        return mysql_database_url
+    url = f"sqlite:///{tmp_path / 'countries.db'}"
+    service.apply_migrations(url)
+    return url
+
+
+# ----- app and upstreams ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(database_url, tmp_path) -> service.Settings:
+    return service.Settings(
+        database_url=database_url,
+        countries_api_url=COUNTRIES_URL,
+        exchange_api_url=RATES_URL,
+        http_timeout=2.0,
+        summary_image_path=str(tmp_path / "cache" / "summary.png"),
+    )
+
+
+def make_client(settings: service.Settings) -> TestClient:
+    return TestClient(service.create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def client(settings):
+    with make_client(settings) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def upstream():
+    """Both upstreams answering the small fixtures; tests replace `.countries` / `.rates` routes."""
+    with respx.mock(assert_all_called=False) as router:
+        router.countries = router.get(COUNTRIES_URL).respond(200, content=fixture_bytes("countries.json"))
+        router.rates = router.get(RATES_URL).respond(200, content=fixture_bytes("rates.json"))
+        yield router
+
+
+@pytest.fixture
+def refreshed(client, upstream):
+    """A client whose database holds one refresh of the fixtures."""
+    response = client.post("/countries/refresh")
+    assert response.status_code == 200, response.text
+    return client
