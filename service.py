@@ -903,12 +903,22 @@ class CountryNameConvertor(Convertor):
 
 register_url_convertor("country_name", CountryNameConvertor())
 
+
+def resource(path: str, **handlers: Callable) -> Route:
+    """One route for several methods on one path, so that a 405 lists them all in `Allow`."""
+
+    async def dispatch(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    dispatch.handlers = handlers  # the per-method handlers, for whoever describes the routes
+    return Route(path, dispatch, methods=list(handlers), name=path)
+
+
 routes = [
     Route("/countries/refresh", refresh_countries, methods=["POST"]),
     Route("/countries/image", get_image, methods=["GET"]),
     Route("/countries", list_countries, methods=["GET"]),
-    Route("/countries/{name:country_name}", get_country, methods=["GET"]),
-    Route("/countries/{name:country_name}", delete_country, methods=["DELETE"]),
+    resource("/countries/{name:country_name}", GET=get_country, DELETE=delete_country),
     Route("/status", get_status, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
