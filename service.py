@@ -19,6 +19,7 @@ import random
 import re
 import sqlite3
 import sys
+import typing
 import unicodedata
 import urllib.parse
 from pathlib import Path
@@ -477,6 +478,8 @@ def field_rule(info: msgspec.inspect.Type) -> str:
             return field_rule(kinds[0])
     if isinstance(info, msgspec.inspect.LiteralType):
         return "must be one of " + ", ".join(map(str, info.values))
+    if isinstance(info, tuple):  # a Literal's values in their declared order
+        return "must be one of " + ", ".join(map(str, info))
     if isinstance(info, msgspec.inspect.IntType):
         low, high = info.ge, info.le
         if low is not None and high is not None:
@@ -487,6 +490,16 @@ def field_rule(info: msgspec.inspect.Type) -> str:
             return f"must be a string of {info.min_length or 0} to {info.max_length} characters"
         return "must be a non-empty string" if info.min_length else "must be a string"
     return "is not valid"
+
+
+def literal_values(struct: type) -> dict[str, tuple]:
+    """Fields typed as a Literal, with its values in declared order (msgspec.inspect sorts them)."""
+    found = {}
+    for name, hint in typing.get_type_hints(struct).items():
+        for arm in typing.get_args(hint) or (hint,):
+            if typing.get_origin(arm) is Literal:
+                found[name] = typing.get_args(arm)
+    return found
 
 
 def describe_failure(struct: type, message: str) -> tuple[str, str]:
@@ -501,7 +514,8 @@ def describe_failure(struct: type, message: str) -> tuple[str, str]:
     if not located or not located.group(1):
         return "body", "must be a JSON object"
     field = located.group(1)
-    infos = {f.name: f.type for f in msgspec.inspect.type_info(struct).fields}
+    infos: dict[str, Any] = {f.name: f.type for f in msgspec.inspect.type_info(struct).fields}
+    infos.update(literal_values(struct))
     if "got `null`" in message:
         return field, "must not be null"
     return field, field_rule(infos[field]) if field in infos else "is not valid"
