@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import logging
@@ -19,9 +20,11 @@ import random
 import re
 import sqlite3
 import sys
+import time
 import typing
 import unicodedata
 import urllib.parse
+import zlib
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
@@ -381,6 +384,7 @@ PALETTE = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def font(size: int) -> ImageFont.FreeTypeFont:
     # Pillow's bundled TrueType font: the image looks the same on every machine.
     return ImageFont.load_default(size=size)
@@ -428,7 +432,9 @@ def render_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) 
     stamp = refreshed_at.replace("T", " ").replace("Z", " UTC")
     draw.text((margin, height - 70), f"Last refreshed {stamp}", font=font(24), fill=PALETTE["muted"])
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
+    # Run-length zlib at level 1 encodes this flat-coloured image ~2.5x faster than the default
+    # for ~30% more bytes (~70 KB): it is drawn inside the refresh transaction.
+    image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
     return buffer.getvalue()
 
 
@@ -591,27 +597,38 @@ async def fetch_body(client: httpx.AsyncClient, url: str, timeout: float, deadli
     raise UpstreamFailure(url)
 
 
-async def fetch_upstream(client: httpx.AsyncClient, settings: Settings) -> tuple[list[msgspec.Raw], dict[str, Any]]:
-    """Both upstream bodies at once, decoded; UpstreamFailure names a host that failed."""
+async def fetch_upstream(client: httpx.AsyncClient, settings: Settings) -> tuple[bytes, bytes]:
+    """Both upstream bodies, fetched at once under one deadline; UpstreamFailure names a host."""
     deadline = asyncio.get_running_loop().time() + 3 * settings.http_timeout
-
-    async def countries() -> list[msgspec.Raw]:
-        parsed = parse_countries(await fetch_body(client, settings.countries_api_url, settings.http_timeout, deadline))
-        if parsed is None:
-            raise UpstreamFailure(settings.countries_api_url)
-        return parsed
-
-    async def rates() -> dict[str, Any]:
-        parsed = parse_rates(await fetch_body(client, settings.exchange_api_url, settings.http_timeout, deadline))
-        if parsed is None:
-            raise UpstreamFailure(settings.exchange_api_url)
-        return parsed
-
-    results = await asyncio.gather(countries(), rates(), return_exceptions=True)
+    results = await asyncio.gather(
+        fetch_body(client, settings.countries_api_url, settings.http_timeout, deadline),
+        fetch_body(client, settings.exchange_api_url, settings.http_timeout, deadline),
+        return_exceptions=True,
+    )
     for result in results:
         if isinstance(result, BaseException):
             raise result
     return results[0], results[1]
+
+
+def decode_upstream(countries_body: bytes, rates_body: bytes, settings: Settings) -> tuple[list[msgspec.Raw], dict[str, Any]]:
+    countries = parse_countries(countries_body)
+    if countries is None:
+        raise UpstreamFailure(settings.countries_api_url)
+    rates = parse_rates(rates_body)
+    if rates is None:
+        raise UpstreamFailure(settings.exchange_api_url)
+    return countries, rates
+
+
+@contextlib.contextmanager
+def timed(timings: dict[str, float], phase: str):
+    """Adds the milliseconds spent in the block to timings[phase] (reported as Server-Timing)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = timings.get(phase, 0.0) + (time.perf_counter() - started) * 1000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -639,7 +656,7 @@ async def upsert_rows(store: Store, connection: databases.core.Connection, rows:
         await raw.executemany(sql, rows)
 
 
-async def write_refresh(store: Store, rows: list[dict], now: dt.datetime) -> tuple[int, int, str]:
+async def write_refresh(store: Store, rows: list[dict], now: dt.datetime, timings: dict[str, float]) -> tuple[int, int, str]:
     """The one transaction of a refresh: upserts, then the summary PNG drawn from the table as it
     now stands, then the refresh time. Returns (rows before, rows after, refresh time)."""
     stamp = iso_utc(now)
@@ -653,7 +670,8 @@ async def write_refresh(store: Store, rows: list[dict], now: dt.datetime) -> tup
         await upsert_rows(store, connection, rows)
         after = await connection.fetch_val(queries["count_countries"].format(filters=""))
         top = await connection.fetch_all(queries["select_top_countries"], {"limit": 5})
-        png = await asyncio.to_thread(render_summary, after, [(r[0], r[1]) for r in top], stamp)
+        with timed(timings, "image"):
+            png = await asyncio.to_thread(render_summary, after, [(r[0], r[1]) for r in top], stamp)
         await connection.execute(
             queries["update_refresh_state"],
             {"last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png)},
@@ -681,26 +699,41 @@ async def copy_summary_to_file(store: Store, path: str) -> None:
         log.exception("could not write the summary image to %s", path)
 
 
-async def refresh(app: Starlette) -> RefreshResult:
+def prepare_rows(
+    bodies: tuple[bytes, bytes], settings: Settings, now: dt.datetime, timings: dict[str, float]
+) -> tuple[list[dict], int]:
+    with timed(timings, "decode"):
+        countries, rates = decode_upstream(*bodies, settings)
+    draw = random.SystemRandom().random
+    with timed(timings, "compute"):
+        return build_rows(countries, rates, lambda: 1000 + 1000 * draw(), now)
+
+
+async def refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
+    """One whole refresh; also returns the milliseconds each phase took."""
     settings: Settings = app.state.settings
+    timings: dict[str, float] = {}
     try:
-        countries, rates = await fetch_upstream(app.state.http, settings)
+        with timed(timings, "fetch"):
+            bodies = await fetch_upstream(app.state.http, settings)
+        now = dt.datetime.now(dt.timezone.utc)
+        rows, skipped = await asyncio.to_thread(prepare_rows, bodies, settings, now, timings)
     except UpstreamFailure as failure:
         raise ApiError(503, "External data source unavailable", f"Could not fetch data from {failure.host}") from None
-    now = dt.datetime.now(dt.timezone.utc)
-    draw = random.SystemRandom().random
-    rows, skipped = await asyncio.to_thread(build_rows, countries, rates, lambda: 1000 + 1000 * draw(), now)
-    before, after, stamp = await write_refresh(app.state.store, rows, now)
+    with timed(timings, "db"):
+        before, after, stamp = await write_refresh(app.state.store, rows, now, timings)
+    timings["db"] -= timings["image"]
     await copy_summary_to_file(app.state.store, settings.summary_image_path)
     inserted = after - before
     log.info("refresh: %d countries, %d inserted, %d updated, %d skipped", after, inserted, len(rows) - inserted, skipped)
-    return RefreshResult(
+    result = RefreshResult(
         message="Countries refreshed successfully", total_countries=after, inserted=inserted,
         updated=len(rows) - inserted, skipped=skipped, last_refreshed_at=stamp,
     )
+    return result, timings
 
 
-async def shared_refresh(app: Starlette) -> RefreshResult:
+async def shared_refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
     """Callers that arrive while a refresh runs in this process share its result."""
     running = app.state.refresh_task
     if running is None or running.done():
@@ -803,7 +836,9 @@ def query_values(request: Request) -> dict[str, str]:
 
 async def refresh_countries(request: Request) -> Response:
     await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
-    return json_response(await shared_refresh(request.app))
+    result, timings = await shared_refresh(request.app)
+    server_timing = ", ".join(f"{phase};dur={ms:.1f}" for phase, ms in timings.items())
+    return json_response(result, headers={"Server-Timing": server_timing})
 
 
 async def list_countries(request: Request) -> Response:
