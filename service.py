@@ -68,6 +68,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_format: Literal["plain", "json"] = "plain"
     db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
 
 
@@ -84,7 +85,7 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         value = raw.get(env_name)
         if value is None:
             continue
-        if field == "log_level":
+        if field in ("log_level", "log_format"):
             value = value.lower()
         if field == "admin_token" and value == "":
             continue  # the contract: ADMIN_TOKEN="" means unset
@@ -256,17 +257,9 @@ class ErrorBody(msgspec.Struct, omit_defaults=True):
 # Pure core: no I/O, no clock, no randomness of its own
 # ---------------------------------------------------------------------------------------------
 
-COUNTRY_COLUMNS = (
-    "name", "name_key", "capital", "region", "region_key", "population",
-    "currency_code", "currency_key", "exchange_rate", "estimated_gdp", "flag_url",
-    "last_refreshed_at",
-)
-
-
 def text_key(text: str) -> str:
     """Case-insensitive, accent-sensitive comparison key: NFC, then case folding."""
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
-
 
 
 def iso_utc(moment: dt.datetime) -> str:
@@ -642,6 +635,35 @@ class Store(msgspec.Struct):
     db: databases.Database
     dialect: str
     queries: dict[str, str]
+    timeout: float
+
+
+async def bounded(seconds: float, work: typing.Awaitable):
+    """`work` within `seconds`, else TimeoutError (503 Database unavailable).
+
+    The work runs in a task of its own that is abandoned, not awaited, at the deadline: a hung
+    server would also hang the rollback that cancelling it starts. Its own connection comes from
+    the pool and goes back when the server answers again."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        raise TimeoutError(f"database did not answer within {seconds} s")
+    return task.result()
+
+
+def db_work(function: Callable) -> Callable:
+    """Runs a store function under the store's deadline (see `bounded`)."""
+
+    @functools.wraps(function)
+    async def run(store: "Store", *args: Any) -> Any:
+        return await bounded(store.timeout, function(store, *args))
+
+    return run
 
 
 async def upsert_rows(store: Store, connection: databases.core.Connection, rows: list[dict]) -> None:
@@ -692,9 +714,9 @@ async def copy_summary_to_file(store: Store, path: str) -> None:
     if not path:
         return
     try:
-        png = await store.db.fetch_val(store.queries["select_summary_image"], column="summary_png")
-        if png is not None:
-            await asyncio.to_thread(save_summary_file, path, bytes(png))
+        image = await select_summary_image(store)
+        if image is not None:
+            await asyncio.to_thread(save_summary_file, path, image[0])
     except Exception:
         log.exception("could not write the summary image to %s", path)
 
@@ -713,6 +735,8 @@ async def refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
     """One whole refresh; also returns the milliseconds each phase took."""
     settings: Settings = app.state.settings
     timings: dict[str, float] = {}
+    # the contract: whatever upstream does, a refresh answers within 3 x HTTP_TIMEOUT + 2 s
+    deadline = asyncio.get_running_loop().time() + 3 * settings.http_timeout + 1.5
     try:
         with timed(timings, "fetch"):
             bodies = await fetch_upstream(app.state.http, settings)
@@ -720,8 +744,9 @@ async def refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
         rows, skipped = await asyncio.to_thread(prepare_rows, bodies, settings, now, timings)
     except UpstreamFailure as failure:
         raise ApiError(503, "External data source unavailable", f"Could not fetch data from {failure.host}") from None
+    write_seconds = max(settings.db_timeout, deadline - asyncio.get_running_loop().time())
     with timed(timings, "db"):
-        before, after, stamp = await write_refresh(app.state.store, rows, now, timings)
+        before, after, stamp = await bounded(write_seconds, write_refresh(app.state.store, rows, now, timings))
     timings["db"] -= timings["image"]
     await copy_summary_to_file(app.state.store, settings.summary_image_path)
     inserted = after - before
@@ -764,6 +789,7 @@ def record_dicts(records: list) -> list[dict]:
     return [dict(record._mapping) for record in records]
 
 
+@db_work
 async def select_countries(store: Store, query: ListQuery) -> tuple[list[dict], int]:
     """One page of countries and the number matching before paging, from one snapshot."""
     has_region = query.region is not msgspec.UNSET
@@ -787,6 +813,7 @@ async def select_countries(store: Store, query: ListQuery) -> tuple[list[dict], 
     return record_dicts(records), total
 
 
+@db_work
 async def select_country(store: Store, name: str) -> dict | None:
     key = text_key(name)
     if len(key) > 3 * MAX_SHORT_TEXT:
@@ -795,12 +822,30 @@ async def select_country(store: Store, name: str) -> dict | None:
     return dict(record._mapping) if record else None
 
 
+@db_work
 async def delete_country_row(store: Store, country_id: int) -> bool:
     async with store.db.transaction():
         await store.db.execute(store.queries["bump_data_version"])
         deleted = await store.db.fetch_val(store.queries["count_country_by_id"], {"id": country_id})
         await store.db.execute(store.queries["delete_country_by_id"], {"id": country_id})
     return bool(deleted)
+
+
+@db_work
+async def select_status(store: Store) -> Status:
+    record = await store.db.fetch_one(store.queries["select_status"])
+    return Status(total_countries=record[0], last_refreshed_at=record[1])
+
+
+@db_work
+async def select_summary_image(store: Store) -> tuple[bytes, str] | None:
+    record = await store.db.fetch_one(store.queries["select_summary_image"])
+    return None if record is None or record[0] is None else (bytes(record[0]), record[1])
+
+
+@db_work
+async def ping(store: Store) -> None:
+    await store.db.fetch_val(store.queries["select_one"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -863,17 +908,14 @@ async def delete_country(request: Request) -> Response:
 
 
 async def get_status(request: Request) -> Response:
-    store: Store = request.app.state.store
-    record = await store.db.fetch_one(store.queries["select_status"])
-    return json_response(Status(total_countries=record[0], last_refreshed_at=record[1]))
+    return json_response(await select_status(request.app.state.store))
 
 
 async def get_image(request: Request) -> Response:
-    store: Store = request.app.state.store
-    record = await store.db.fetch_one(store.queries["select_summary_image"])
-    if record is None or record[0] is None:
+    image = await select_summary_image(request.app.state.store)
+    if image is None:
         raise ApiError(404, "Summary image not found")
-    png, etag = bytes(record[0]), record[1]
+    png, etag = image
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
@@ -885,10 +927,8 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    store: Store = request.app.state.store
     try:
-        async with asyncio.timeout(request.app.state.settings.db_timeout):
-            await store.db.fetch_val(store.queries["select_one"])
+        await ping(request.app.state.store)
     except Exception:
         raise database_unavailable() from None
     return json_response({"status": "ok"})
@@ -982,7 +1022,7 @@ def make_store(settings: Settings) -> Store:
     else:
         options = {"timeout": settings.db_timeout}
     db = databases.Database(async_database_url(settings.database_url), **options)
-    return Store(db=db, dialect=dialect, queries=load_queries(dialect))
+    return Store(db=db, dialect=dialect, queries=load_queries(dialect), timeout=settings.db_timeout)
 
 
 @contextlib.asynccontextmanager
