@@ -445,11 +445,10 @@ def new_user(fields: dict[str, Any], user_id: str, stamp: str) -> dict[str, Any]
     return {"id": user_id, **fields, "created_at": stamp, "updated_at": stamp}
 
 
-def changed_user(row: dict[str, Any], fields: dict[str, Any], stamp: str) -> dict[str, Any] | None:
-    """`row` with `fields` applied and `updated_at` moved to `stamp`; None when no value would
-    change, so that `PATCH {}` (or a PUT of the same values) leaves `updated_at` alone."""
-    merged = {**row, **fields}
-    return None if merged == row else {**merged, "updated_at": stamp}
+def changes_user(row: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether `fields` would change a stored value: if not, nothing is written and `updated_at`
+    stays, so that `PATCH {}` (or a PUT of the same values) changes nothing at all."""
+    return any(row[name] != value for name, value in fields.items())
 
 
 def user_params(row: dict[str, Any]) -> dict[str, Any]:
@@ -819,6 +818,7 @@ def record_dicts(records: list) -> list[dict]:
 
 
 async def select_countries(store: Store, query: ListQuery) -> tuple[list[dict], int]:
+    """One page of countries and the number matching before paging, from one snapshot."""
     has_region = query.region is not msgspec.UNSET
     has_currency = query.currency is not msgspec.UNSET
     filters = LIST_FILTERS[(has_region, has_currency)]
@@ -894,14 +894,13 @@ async def update_user_row(store: Store, user_id: str, fields: dict, stamp: str) 
         async with store.db.transaction():
             await store.db.execute(store.queries["bump_data_version"])
             row = await select_user(store, user_id)
-            if row is None:
-                return None
-            updated = changed_user(row, fields, stamp)
-            if updated is not None:
-                params = user_params(updated)
-                del params["created_at"]
-                await store.db.execute(store.queries["update_user"], params)
-    return updated or row
+            if row is None or not changes_user(row, fields):
+                return row
+            row = {**row, **fields, "updated_at": stamp}
+            params = user_params(row)
+            del params["created_at"]  # never changes, so update_user has no parameter for it
+            await store.db.execute(store.queries["update_user"], params)
+    return row
 
 
 async def select_users(store: Store, query: UserListQuery) -> tuple[list[dict], int]:
@@ -1012,7 +1011,7 @@ async def get_user(request: Request) -> Response:
 async def change_user(request: Request, struct: type) -> Response:
     row = await existing_user(request)
     fields = await read_user_body(request, struct)
-    if changed_user(row, fields, "") is not None:  # else nothing to write, nor to lock
+    if changes_user(row, fields):  # else there is nothing to write, nor to lock
         row = await update_user_row(request.app.state.store, row["id"], fields, utc_stamp())
         if row is None:
             raise user_not_found()
