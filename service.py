@@ -24,11 +24,13 @@ import time
 import typing
 import unicodedata
 import urllib.parse
+import uuid
 import zlib
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 import databases
+import email_validator
 import httpx
 import msgspec
 import pymysql
@@ -207,14 +209,51 @@ class UpstreamRates(msgspec.Struct):
 
 SortOrder = Literal["gdp_desc", "gdp_asc", "population_desc", "population_asc", "name_asc", "name_desc"]
 MAX_OFFSET = 10**9
+PageLimit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+PageOffset = Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)]
 
 
 class ListQuery(msgspec.Struct):
     region: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
     currency: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
     sort: SortOrder | msgspec.UnsetType = msgspec.UNSET
-    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] | msgspec.UnsetType = msgspec.UNSET
-    offset: Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)] = 0
+    limit: PageLimit | msgspec.UnsetType = msgspec.UNSET
+    offset: PageOffset = 0
+
+
+class UserListQuery(msgspec.Struct):
+    limit: PageLimit = 100
+    offset: PageOffset = 0
+
+
+# The name's length is checked after `clean_user_fields` has trimmed it; the email's syntax there too.
+UserName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+UserAge = Annotated[int, msgspec.Meta(ge=0, le=150)]
+
+
+class UserIn(msgspec.Struct, forbid_unknown_fields=True):
+    """POST and PUT: every field."""
+
+    name: UserName
+    email: str
+    age: UserAge
+
+
+class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """PATCH: any of the fields; absent is unchanged, null is invalid."""
+
+    name: UserName | msgspec.UnsetType = msgspec.UNSET
+    email: str | msgspec.UnsetType = msgspec.UNSET
+    age: UserAge | msgspec.UnsetType = msgspec.UNSET
+
+
+class User(msgspec.Struct):
+    id: str
+    name: str
+    email: str
+    age: int
+    created_at: str
+    updated_at: str
 
 
 class Country(msgspec.Struct):
@@ -358,6 +397,60 @@ def parse_rates(body: bytes) -> dict[str, Any] | None:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return decoded.rates if decoded.result == "success" else None
+
+
+UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def user_id_or_none(text: str) -> str | None:
+    """The stored spelling of a user id, or None for anything that is not a UUID (a 404, not a 400)."""
+    return text.lower() if UUID_TEXT.fullmatch(text) else None
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError as error:
+        raise validation_error({"body": f"must be valid JSON ({error})"}) from None
+    if not isinstance(value, dict):
+        raise validation_error({"body": "must be a JSON object"})
+    return value
+
+
+def clean_user_fields(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`values` with the name trimmed and the email normalised (domain lower-cased), and what is
+    wrong with the email. A value of the wrong type is left as it is for msgspec to name."""
+    cleaned, problems = dict(values), {}
+    if isinstance(values.get("name"), str):
+        cleaned["name"] = values["name"].strip()
+    if isinstance(values.get("email"), str):
+        try:
+            cleaned["email"] = email_validator.validate_email(values["email"], check_deliverability=False).normalized
+        except email_validator.EmailNotValidError as error:
+            problems["email"] = f"must be a valid email address ({error})"
+    return cleaned, problems
+
+
+def user_fields(values: dict[str, Any], struct: type) -> dict[str, Any]:
+    """The fields a /users body gives, cleaned and checked, or a 400 naming every bad one."""
+    cleaned, problems = clean_user_fields(values)
+    parsed = convert_or_400(cleaned, struct, details=problems)
+    return {name: value for name, value in msgspec.structs.asdict(parsed).items() if value is not msgspec.UNSET}
+
+
+def new_user(fields: dict[str, Any], user_id: str, stamp: str) -> dict[str, Any]:
+    return {"id": user_id, **fields, "created_at": stamp, "updated_at": stamp}
+
+
+def changes_user(row: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether `fields` would change a stored value: if not, nothing is written and `updated_at`
+    stays, so that `PATCH {}` (or a PUT of the same values) changes nothing at all."""
+    return any(row[name] != value for name, value in fields.items())
+
+
+def user_params(row: dict[str, Any]) -> dict[str, Any]:
+    """A user row as query parameters: plus the key its email is unique by, case-insensitively."""
+    return {**row, "email_key": text_key(row["email"])}
 
 
 def human_money(value: float) -> str:
@@ -520,9 +613,16 @@ def describe_failure(struct: type, message: str) -> tuple[str, str]:
     return field, field_rule(infos[field]) if field in infos else "is not valid"
 
 
-def convert_or_400(values: dict[str, Any], struct: type, strict: bool = True):
-    """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets."""
-    details: dict[str, str] = {}
+def missing_fields(struct: type, values: dict[str, Any]) -> dict[str, str]:
+    # msgspec names only the first missing field; the contract wants every bad one
+    fields = msgspec.inspect.type_info(struct).fields
+    return {f.encode_name: "is required" for f in fields if f.required and f.encode_name not in values}
+
+
+def convert_or_400(values: dict[str, Any], struct: type, strict: bool = True, details: dict[str, str] | None = None):
+    """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets.
+    `details` are problems the caller found itself, reported with msgspec's."""
+    details = {**missing_fields(struct, values), **(details or {})}
     values = dict(values)
     while True:
         try:
@@ -805,11 +905,19 @@ async def select_countries(store: Store, query: ListQuery) -> tuple[list[dict], 
         "limit": NO_LIMIT if query.limit is msgspec.UNSET else query.limit,
         "offset": query.offset,
     }
+    return await fetch_page(
+        store,
+        store.queries["select_countries"].format(filters=filters, order=order),
+        store.queries["count_countries"].format(filters=filters),
+        values, page,
+    )
+
+
+async def fetch_page(store: Store, select_sql: str, count_sql: str, values: dict, page: dict) -> tuple[list[dict], int]:
+    """One page of rows and the number matching before paging, from one snapshot."""
     async with store.db.transaction():
-        records = await store.db.fetch_all(
-            store.queries["select_countries"].format(filters=filters, order=order), {**values, **page}
-        )
-        total = await store.db.fetch_val(store.queries["count_countries"].format(filters=filters), values)
+        records = await store.db.fetch_all(select_sql, {**values, **page})
+        total = await store.db.fetch_val(count_sql, values)
     return record_dicts(records), total
 
 
@@ -823,11 +931,12 @@ async def select_country(store: Store, name: str) -> dict | None:
 
 
 @db_work
-async def delete_country_row(store: Store, country_id: int) -> bool:
+async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
+    """Delete one row by id; False if it was already gone."""
     async with store.db.transaction():
         await store.db.execute(store.queries["bump_data_version"])
-        deleted = await store.db.fetch_val(store.queries["count_country_by_id"], {"id": country_id})
-        await store.db.execute(store.queries["delete_country_by_id"], {"id": country_id})
+        deleted = await store.db.fetch_val(store.queries[count_query], {"id": row_id})
+        await store.db.execute(store.queries[delete_query], {"id": row_id})
     return bool(deleted)
 
 
@@ -846,6 +955,55 @@ async def select_summary_image(store: Store) -> tuple[bytes, str] | None:
 @db_work
 async def ping(store: Store) -> None:
     await store.db.fetch_val(store.queries["select_one"])
+
+
+@contextlib.contextmanager
+def email_clash_as_409():
+    """The unique index on email_key, not a look-up beforehand, decides between racing writers."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
+        if "email_key" not in str(error):
+            raise
+        raise ApiError(409, "Email already registered") from None
+
+
+async def select_user(store: Store, user_id: str) -> dict | None:
+    record = await store.db.fetch_one(store.queries["select_user_by_id"], {"id": user_id})
+    return dict(record._mapping) if record else None
+
+
+find_user = db_work(select_user)  # select_user itself also runs inside update_user_row's transaction
+
+
+@db_work
+async def insert_user_row(store: Store, row: dict) -> None:
+    with email_clash_as_409():
+        async with store.db.transaction():
+            await store.db.execute(store.queries["bump_data_version"])
+            await store.db.execute(store.queries["insert_user"], user_params(row))
+
+
+@db_work
+async def update_user_row(store: Store, user_id: str, fields: dict, stamp: str) -> dict | None:
+    """Apply `fields` to the user as it stands under the write lock; None if it is gone."""
+    with email_clash_as_409():
+        async with store.db.transaction():
+            await store.db.execute(store.queries["bump_data_version"])
+            row = await select_user(store, user_id)
+            if row is None or not changes_user(row, fields):
+                return row
+            row = {**row, **fields, "updated_at": stamp}
+            params = user_params(row)
+            del params["created_at"]  # never changes, so update_user has no parameter for it
+            await store.db.execute(store.queries["update_user"], params)
+    return row
+
+
+@db_work
+async def select_users(store: Store, query: UserListQuery) -> tuple[list[dict], int]:
+    page = {"limit": query.limit, "offset": query.offset}
+    return await fetch_page(store, store.queries["select_users"], store.queries["count_users"], {}, page)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -902,9 +1060,77 @@ async def get_country(request: Request) -> Response:
 async def delete_country(request: Request) -> Response:
     store: Store = request.app.state.store
     country = await select_country(store, request.path_params["name"])
-    if country is None or not await delete_country_row(store, country["id"]):
+    if country is None or not await delete_row(store, "count_country_by_id", "delete_country_by_id", country["id"]):
         raise ApiError(404, "Country not found")
     return json_response(Message(f"Country '{country['name']}' deleted"))
+
+
+def utc_stamp() -> str:
+    return iso_utc(dt.datetime.now(dt.timezone.utc))
+
+
+def user_not_found() -> ApiError:
+    return ApiError(404, "User not found")
+
+
+async def read_user_body(request: Request, struct: type) -> dict[str, Any]:
+    """The fields of a /users body, failing in the contract's order: 413, then 415, then 400."""
+    body = await read_body(request)
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(415, "Unsupported media type")
+    return user_fields(decode_json_object(body), struct)
+
+
+async def existing_user(request: Request) -> dict:
+    """The user the path names, or 404: looked up before the body is read, as 404 comes before 413."""
+    user_id = user_id_or_none(request.path_params["id"])
+    row = await find_user(request.app.state.store, user_id) if user_id else None
+    if row is None:
+        raise user_not_found()
+    return row
+
+
+async def create_user(request: Request) -> Response:
+    fields = await read_user_body(request, UserIn)
+    row = new_user(fields, str(uuid.uuid4()), utc_stamp())
+    await insert_user_row(request.app.state.store, row)
+    return json_response(User(**row), 201, {"Location": f"/users/{row['id']}"})
+
+
+async def list_users(request: Request) -> Response:
+    query = convert_or_400(query_values(request), UserListQuery, strict=False)
+    rows, total = await select_users(request.app.state.store, query)
+    return json_response([User(**row) for row in rows], headers={"X-Total-Count": str(total)})
+
+
+async def get_user(request: Request) -> Response:
+    return json_response(User(**await existing_user(request)))
+
+
+async def change_user(request: Request, struct: type) -> Response:
+    row = await existing_user(request)
+    fields = await read_user_body(request, struct)
+    if changes_user(row, fields):  # else there is nothing to write, nor to lock
+        row = await update_user_row(request.app.state.store, row["id"], fields, utc_stamp())
+        if row is None:
+            raise user_not_found()
+    return json_response(User(**row))
+
+
+async def replace_user(request: Request) -> Response:
+    return await change_user(request, UserIn)
+
+
+async def patch_user(request: Request) -> Response:
+    return await change_user(request, UserPatch)
+
+
+async def delete_user(request: Request) -> Response:
+    row = await existing_user(request)
+    if not await delete_row(request.app.state.store, "count_user_by_id", "delete_user_by_id", row["id"]):
+        raise user_not_found()
+    return json_response(Message("User deleted"))
 
 
 async def get_status(request: Request) -> Response:
@@ -993,21 +1219,24 @@ class CountryNameConvertor(Convertor):
 register_url_convertor("country_name", CountryNameConvertor())
 
 
-def resource(path: str, **handlers: Callable) -> Route:
-    """One route for several methods on one path, so that a 405 lists them all in `Allow`."""
+def method_route(path: str, handlers: dict[str, Callable]) -> Route:
+    """One route for several methods, so that a 405 lists them all in `Allow`: Starlette answers
+    a wrong method with the `Allow` of the first route on the path only."""
 
-    async def dispatch(request: Request) -> Response:
+    async def endpoint(request: Request) -> Response:
         return await handlers["GET" if request.method == "HEAD" else request.method](request)
 
-    dispatch.handlers = handlers  # the per-method handlers, for whoever describes the routes
-    return Route(path, dispatch, methods=list(handlers), name=path)
+    endpoint.handlers = handlers  # the per-method handlers, for whoever describes the routes
+    return Route(path, endpoint, methods=list(handlers))
 
 
 routes = [
     Route("/countries/refresh", refresh_countries, methods=["POST"]),
     Route("/countries/image", get_image, methods=["GET"]),
     Route("/countries", list_countries, methods=["GET"]),
-    resource("/countries/{name:country_name}", GET=get_country, DELETE=delete_country),
+    method_route("/countries/{name:country_name}", {"GET": get_country, "DELETE": delete_country}),
+    method_route("/users", {"GET": list_users, "POST": create_user}),
+    method_route("/users/{id}", {"GET": get_user, "PUT": replace_user, "PATCH": patch_user, "DELETE": delete_user}),
     Route("/status", get_status, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),

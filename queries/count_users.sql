@@ -1,0 +1,2 @@
+-- How many users there are. No params.
+SELECT COUNT(*) FROM users

@@ -1,0 +1,2 @@
+-- Delete one user. Params: :id.
+DELETE FROM users WHERE id = :id
