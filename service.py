@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import hmac
 import io
 import logging
 import math
@@ -39,6 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -832,7 +834,33 @@ def prepare_rows(
 
 
 async def refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
-    """One whole refresh; also returns the milliseconds each phase took."""
+    """One whole refresh, logged with its outcome; also returns the milliseconds of each phase."""
+    started = time.perf_counter()
+    try:
+        result, timings = await run_refresh(app)
+    except Exception as error:
+        log.warning(
+            "refresh failed after %.0f ms: %s", (time.perf_counter() - started) * 1000, refresh_failure(error),
+            extra={"fields": {"event": "refresh", "outcome": "failed", "reason": refresh_failure(error)}},
+        )
+        raise
+    duration = (time.perf_counter() - started) * 1000
+    log.info(
+        "refresh succeeded in %.0f ms: %d countries, %d inserted, %d updated, %d skipped",
+        duration, result.total_countries, result.inserted, result.updated, result.skipped,
+        extra={"fields": {"event": "refresh", "outcome": "succeeded", "duration_ms": round(duration, 1),
+                          **msgspec.structs.asdict(result), "timings_ms": timings}},
+    )
+    return result, timings
+
+
+def refresh_failure(error: Exception) -> str:
+    if isinstance(error, ApiError):
+        return f"{error.error}: {error.details}" if error.details else error.error
+    return type(error).__name__
+
+
+async def run_refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
     settings: Settings = app.state.settings
     timings: dict[str, float] = {}
     # the contract: whatever upstream does, a refresh answers within 3 x HTTP_TIMEOUT + 2 s
@@ -850,7 +878,6 @@ async def refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
     timings["db"] -= timings["image"]
     await copy_summary_to_file(app.state.store, settings.summary_image_path)
     inserted = after - before
-    log.info("refresh: %d countries, %d inserted, %d updated, %d skipped", after, inserted, len(rows) - inserted, skipped)
     result = RefreshResult(
         message="Countries refreshed successfully", total_countries=after, inserted=inserted,
         updated=len(rows) - inserted, skipped=skipped, last_refreshed_at=stamp,
@@ -865,6 +892,28 @@ async def shared_refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float
         running = app.state.refresh_task = asyncio.ensure_future(refresh(app))
     # shield: one caller hanging up must not cancel the refresh the others are waiting for
     return await asyncio.shield(running)
+
+
+@db_work
+async def claim_scheduled_refresh(store: Store, interval: float) -> bool:
+    """True if this process won this interval's scheduled refresh over every other process."""
+    token, now = str(uuid.uuid4()), time.time()
+    # 5% slack, so that a process ticking a little early still claims its own next interval
+    values = {"now": now, "due": now - 0.95 * interval, "token": token}
+    await store.db.execute(store.queries["claim_scheduled_refresh"], values)
+    return await store.db.fetch_val(store.queries["select_schedule_claim"]) == token
+
+
+async def refresh_on_schedule(app: Starlette) -> None:
+    """Every REFRESH_INTERVAL seconds, starting now; a failure is logged and tried at the next tick."""
+    interval = app.state.settings.refresh_interval
+    while True:
+        try:
+            if await claim_scheduled_refresh(app.state.store, interval):
+                await shared_refresh(app)
+        except Exception as error:
+            log.warning("scheduled refresh did not run: %s", refresh_failure(error))
+        await asyncio.sleep(interval)
 
 
 LIST_FILTERS = {
@@ -1191,11 +1240,11 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OSError)
 
 
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    if is_database_unavailable(exc):
-        log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+def unexpected_error_response(method: str, path: str, error: Exception) -> Response:
+    if is_database_unavailable(error):
+        log.warning("database unavailable during %s %s: %r", method, path, error)
         return error_response(503, "Database unavailable")
-    log.error("unhandled error during %s %s", request.method, request.url.path, exc_info=exc)
+    log.error("unhandled error during %s %s", method, path, exc_info=error)
     return error_response(500, "Internal server error")
 
 
@@ -1254,31 +1303,136 @@ def make_store(settings: Settings) -> Store:
     return Store(db=db, dialect=dialect, queries=load_queries(dialect), timeout=settings.db_timeout)
 
 
+def is_protected(method: str, path: str) -> bool:
+    """What ADMIN_TOKEN guards: refresh, DELETE, and every /users route (emails are personal data)."""
+    if path == "/users" or path.startswith("/users/"):
+        return True
+    if method == "DELETE" and path.startswith("/countries/"):
+        return True
+    return method == "POST" and path == "/countries/refresh"
+
+
+def require_admin_token(app: Any, token: str | None) -> Any:
+    """ASGI middleware: the 401 comes before routing, so before every other error."""
+    expected = (token or "").encode()
+
+    async def guarded(scope, receive, send):
+        if token and scope["type"] == "http" and is_protected(scope["method"], scope["path"]):
+            header = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, credentials = header.partition(b" ")
+            # compare_digest: the time taken must not tell how much of a guess was right
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), expected):
+                unauthorized = error_response(401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"})
+                return await unauthorized(scope, receive, send)
+        await app(scope, receive, send)
+
+    return guarded
+
+
+access_log = logging.getLogger("countries.access")
+
+
+def log_requests(app: Any) -> Any:
+    """ASGI middleware: one line per request (the query string is left out: it is the client's),
+    and the envelope for any error nothing else handled. Starlette's own last-resort handler would
+    re-raise after answering, and uvicorn then resets the connection."""
+
+    async def logged(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        started, status = time.perf_counter(), None
+
+        async def send_and_note_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_note_status)
+        except Exception as error:
+            if status is not None:
+                raise  # the answer has begun: nothing can be put right for this client
+            response = unexpected_error_response(scope["method"], scope["path"], error)
+            await response(scope, receive, send_and_note_status)
+        finally:
+            duration = round((time.perf_counter() - started) * 1000, 1)
+            fields = {"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": duration}
+            access_log.info("%s %s %s %.1f ms", scope["method"], scope["path"], status, duration, extra={"fields": fields})
+
+    return logged
+
+
+class JsonLogFormatter(logging.Formatter):
+    """LOG_FORMAT=json: one JSON object per line, with the structured fields a line carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return JSON_ENCODER.encode(entry).decode()
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
+SHUTDOWN_GRACE = 3.0  # seconds a refresh in flight gets to finish after the requests have drained
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
     store: Store = app.state.store
     await store.db.connect()
     app.state.http = httpx.AsyncClient(follow_redirects=True, headers={"User-Agent": "country-currency-api"})
     app.state.refresh_task = None
+    schedule = None
+    if app.state.settings.refresh_interval > 0:
+        schedule = asyncio.create_task(refresh_on_schedule(app))
     try:
         yield
     finally:
-        if app.state.refresh_task is not None and not app.state.refresh_task.done():
-            # let a refresh in flight commit or roll back whole before the connections close
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(app.state.refresh_task), 8)
+        if schedule is not None:
+            schedule.cancel()
+        await finish_refresh_in_flight(app)
         await app.state.http.aclose()
         await store.db.disconnect()
+
+
+async def finish_refresh_in_flight(app: Starlette) -> None:
+    """Let a running refresh commit, or cancel it (its transaction rolls back whole)."""
+    running = app.state.refresh_task
+    if running is None or running.done():
+        return
+    done, _ = await asyncio.wait({running}, timeout=SHUTDOWN_GRACE)
+    if not done:
+        log.warning("shutting down: cancelling the refresh in flight; its transaction rolls back")
+        running.cancel()
+        await asyncio.wait({running}, timeout=1)
 
 
 def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[
+            Middleware(log_requests),
+            Middleware(require_admin_token, token=settings.admin_token),
+        ],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
-            Exception: handle_unexpected,
         },
     )
     app.state.settings = settings
@@ -1290,14 +1444,15 @@ def main() -> None:
     import uvicorn
 
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(settings)
     apply_migrations(settings.database_url)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level, proxy_headers=False, server_header=False,
+        log_level=settings.log_level, log_config=None, access_log=False,
+        proxy_headers=False, server_header=False,
+        # SIGTERM: requests get this long to finish, then the lifespan ends a refresh in flight,
+        # so the process is gone within 10 s
+        timeout_graceful_shutdown=5,
     )
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
 class StubUpstream:
-    """Serves `routes` (path -> (status, body)); `routes` may be changed while it runs."""
+    """Serves `routes` (path -> (status, body) or (status, body, seconds to wait first));
+    `routes` may be changed while it runs."""
 
     def __init__(self, routes: dict[str, tuple[int, bytes]], port: int = 0):
         self.routes = routes
@@ -25,7 +27,9 @@ class StubUpstream:
 
             def do_GET(self):
                 stub.hits.append(self.path)
-                status, body = stub.routes.get(self.path, (404, b'{"error":"no such stub"}'))
+                status, body, *delay = stub.routes.get(self.path, (404, b'{"error":"no such stub"}'))
+                if delay:
+                    time.sleep(delay[0])
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -1,0 +1,1 @@
+ALTER TABLE refresh_state DROP COLUMN schedule_claimed_by, DROP COLUMN schedule_claimed_at;

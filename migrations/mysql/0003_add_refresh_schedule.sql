@@ -1,0 +1,3 @@
+-- Which process claimed the last scheduled refresh, and when (Unix seconds): with several
+-- processes on one database, only the one whose claim succeeds refreshes in an interval.
+ALTER TABLE refresh_state ADD COLUMN schedule_claimed_at DOUBLE NULL, ADD COLUMN schedule_claimed_by VARCHAR(36) NULL;
