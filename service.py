@@ -8,6 +8,7 @@ README.md says how to run it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import functools
@@ -738,6 +739,7 @@ class Store(msgspec.Struct):
     dialect: str
     queries: dict[str, str]
     timeout: float
+    cache: "ResponseCache"
 
 
 async def bounded(seconds: float, work: typing.Awaitable):
@@ -768,6 +770,76 @@ def db_work(function: Callable) -> Callable:
     return run
 
 
+CACHE_RECHECK_SECONDS = 0.5
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+
+
+class ResponseCache:
+    """Encoded answers of the country read routes, kept until the data changes.
+
+    A write in this process drops them as it commits. A write by another process sharing the
+    database bumps refresh_state.data_version, which each process reads at most every
+    CACHE_RECHECK_SECONDS: other processes see a write within that time (plus one query)."""
+
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, recheck: float = CACHE_RECHECK_SECONDS):
+        self.max_bytes, self.recheck = max_bytes, recheck
+        self.answers: collections.OrderedDict[Any, Response] = collections.OrderedDict()
+        self.size = 0
+        self.generation = 0  # moves on every forget(): an answer read before it is never kept
+        self.data_version: int | None = None
+        self.checked_at = -math.inf
+        self.checking: asyncio.Future | None = None
+
+    def forget(self) -> None:
+        self.generation += 1
+        self.answers.clear()
+        self.size = 0
+
+    async def revalidate(self, store: "Store") -> None:
+        if time.monotonic() - self.checked_at < self.recheck:
+            return
+        if self.checking is None:  # one look at the version at a time, however many requests wait
+            self.checking = asyncio.ensure_future(self.check_version(store))
+        await asyncio.shield(self.checking)
+
+    async def check_version(self, store: "Store") -> None:
+        try:
+            version = await select_data_version(store)
+            if version != self.data_version:
+                self.data_version = version
+                self.forget()
+            self.checked_at = time.monotonic()
+        finally:
+            self.checking = None
+
+    def get(self, key: Any) -> Response | None:
+        answer = self.answers.get(key)
+        if answer is not None:
+            self.answers.move_to_end(key)
+        return answer
+
+    def put(self, key: Any, generation: int, answer: Response) -> None:
+        if generation != self.generation or len(answer.body) > self.max_bytes // 4:
+            return
+        self.size += len(answer.body) - (len(self.answers[key].body) if key in self.answers else 0)
+        self.answers[key] = answer
+        while self.size > self.max_bytes:
+            _, evicted = self.answers.popitem(last=False)
+            self.size -= len(evicted.body)
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(store: Store):
+    """A transaction that first takes the write lock; once it commits, cached answers are dropped."""
+    async with store.db.transaction():
+        # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
+        # writers across processes, before anything is read; the new data_version also tells
+        # other processes' caches that the data changed.
+        await store.db.execute(store.queries["bump_data_version"])
+        yield store.db.connection()
+    store.cache.forget()
+
+
 async def upsert_rows(store: Store, connection: databases.core.Connection, rows: list[dict]) -> None:
     # `databases` compiles each bound value through SQLAlchemy (~25 us each, ~60 ms for 250 rows);
     # the driver's own executemany on the transaction's connection takes ~6 ms.
@@ -785,11 +857,7 @@ async def write_refresh(store: Store, rows: list[dict], now: dt.datetime, timing
     now stands, then the refresh time. Returns (rows before, rows after, refresh time)."""
     stamp = iso_utc(now)
     queries = store.queries
-    async with store.db.transaction():
-        connection = store.db.connection()
-        # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
-        # refreshes across processes, before anything is read.
-        await connection.execute(queries["bump_data_version"])
+    async with write_transaction(store) as connection:
         before = await connection.fetch_val(queries["count_countries"].format(filters=""))
         await upsert_rows(store, connection, rows)
         after = await connection.fetch_val(queries["count_countries"].format(filters=""))
@@ -982,8 +1050,7 @@ async def select_country(store: Store, name: str) -> dict | None:
 @db_work
 async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
     """Delete one row by id; False if it was already gone."""
-    async with store.db.transaction():
-        await store.db.execute(store.queries["bump_data_version"])
+    async with write_transaction(store):
         deleted = await store.db.fetch_val(store.queries[count_query], {"id": row_id})
         await store.db.execute(store.queries[delete_query], {"id": row_id})
     return bool(deleted)
@@ -999,6 +1066,11 @@ async def select_status(store: Store) -> Status:
 async def select_summary_image(store: Store) -> tuple[bytes, str] | None:
     record = await store.db.fetch_one(store.queries["select_summary_image"])
     return None if record is None or record[0] is None else (bytes(record[0]), record[1])
+
+
+@db_work
+async def select_data_version(store: Store) -> int:
+    return await store.db.fetch_val(store.queries["select_data_version"])
 
 
 @db_work
@@ -1028,8 +1100,7 @@ find_user = db_work(select_user)  # select_user itself also runs inside update_u
 @db_work
 async def insert_user_row(store: Store, row: dict) -> None:
     with email_clash_as_409():
-        async with store.db.transaction():
-            await store.db.execute(store.queries["bump_data_version"])
+        async with write_transaction(store):
             await store.db.execute(store.queries["insert_user"], user_params(row))
 
 
@@ -1037,8 +1108,7 @@ async def insert_user_row(store: Store, row: dict) -> None:
 async def update_user_row(store: Store, user_id: str, fields: dict, stamp: str) -> dict | None:
     """Apply `fields` to the user as it stands under the write lock; None if it is gone."""
     with email_clash_as_409():
-        async with store.db.transaction():
-            await store.db.execute(store.queries["bump_data_version"])
+        async with write_transaction(store):
             row = await select_user(store, user_id)
             if row is None or not changes_user(row, fields):
                 return row
@@ -1093,17 +1163,40 @@ async def refresh_countries(request: Request) -> Response:
     return json_response(result, headers={"Server-Timing": server_timing})
 
 
+async def cached(request: Request, key: Any, answer: Callable[[], typing.Awaitable[Response]]) -> Response:
+    """The cached answer for `key` while the data is unchanged, else a fresh one (kept if 200).
+    Response objects are sent as they are, never changed, so one can serve many requests."""
+    cache: ResponseCache = request.app.state.store.cache
+    await cache.revalidate(request.app.state.store)
+    response = cache.get(key)
+    if response is None:
+        generation = cache.generation
+        response = await answer()
+        if response.status_code == 200:
+            cache.put(key, generation, response)
+    return response
+
+
 async def list_countries(request: Request) -> Response:
     query = convert_or_400(query_values(request), ListQuery, strict=False)
-    rows, total = await select_countries(request.app.state.store, query)
-    return json_response(rows, headers={"X-Total-Count": str(total)})
+
+    async def answer() -> Response:
+        rows, total = await select_countries(request.app.state.store, query)
+        return json_response(rows, headers={"X-Total-Count": str(total)})
+
+    return await cached(request, ("list", *msgspec.structs.astuple(query)), answer)
 
 
 async def get_country(request: Request) -> Response:
-    country = await select_country(request.app.state.store, request.path_params["name"])
-    if country is None:
-        raise ApiError(404, "Country not found")
-    return json_response(country)
+    name = request.path_params["name"]
+
+    async def answer() -> Response:
+        country = await select_country(request.app.state.store, name)
+        if country is None:
+            raise ApiError(404, "Country not found")
+        return json_response(country)
+
+    return await cached(request, ("country", text_key(name)), answer)
 
 
 async def delete_country(request: Request) -> Response:
@@ -1183,18 +1276,25 @@ async def delete_user(request: Request) -> Response:
 
 
 async def get_status(request: Request) -> Response:
-    return json_response(await select_status(request.app.state.store))
+    async def answer() -> Response:
+        return json_response(await select_status(request.app.state.store))
+
+    return await cached(request, "status", answer)
 
 
 async def get_image(request: Request) -> Response:
-    image = await select_summary_image(request.app.state.store)
-    if image is None:
-        raise ApiError(404, "Summary image not found")
-    png, etag = image
-    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    async def answer() -> Response:
+        image = await select_summary_image(request.app.state.store)
+        if image is None:
+            raise ApiError(404, "Summary image not found")
+        png, etag = image
+        return Response(png, headers={"ETag": etag, "Cache-Control": "no-cache"}, media_type="image/png")
+
+    response = await cached(request, "image", answer)
+    etag = response.headers["etag"]
     if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(png, headers=headers, media_type="image/png")
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
+    return response
 
 
 async def healthz(request: Request) -> Response:
@@ -1300,7 +1400,9 @@ def make_store(settings: Settings) -> Store:
     else:
         options = {"timeout": settings.db_timeout}
     db = databases.Database(async_database_url(settings.database_url), **options)
-    return Store(db=db, dialect=dialect, queries=load_queries(dialect), timeout=settings.db_timeout)
+    return Store(
+        db=db, dialect=dialect, queries=load_queries(dialect), timeout=settings.db_timeout, cache=ResponseCache()
+    )
 
 
 def is_protected(method: str, path: str) -> bool:
