@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -98,15 +100,36 @@ def test_without_a_token_everything_is_open(client, upstream):
 # ----- logs ----------------------------------------------------------------------------------------
 
 
-def test_one_log_line_per_request_with_method_path_status_and_duration(refreshed, caplog):
-    with caplog.at_level(logging.INFO, logger="countries.access"):
-        refreshed.get("/countries/Nigeria?secret=1")
-        refreshed.get("/nowhere")
-    lines = [r for r in caplog.records if r.name == "countries.access"]
-    assert [(r.fields["method"], r.fields["path"], r.fields["status"]) for r in lines] == [
-        ("GET", "/countries/Nigeria", 200), ("GET", "/nowhere", 404)]
-    assert all(r.fields["duration_ms"] >= 0 for r in lines)
-    assert "secret" not in caplog.text
+def access_lines(client, requests) -> list[str]:
+    access_log = client.app.state.access_log
+    access_log.flush()  # lines of earlier requests
+    access_log.stream = io.StringIO()
+    requests()
+    access_log.flush()
+    return access_log.stream.getvalue().splitlines()
+
+
+def test_one_log_line_per_request_with_method_path_status_and_duration(refreshed):
+    lines = access_lines(refreshed, lambda: (refreshed.get("/countries/Nigeria?secret=1"), refreshed.get("/nowhere"),
+                                             refreshed.get("/countries/a%0Afake%20line")))
+    assert len(lines) == 3
+    assert re.fullmatch(r"\S+ \S+ INFO countries\.access GET /countries/Nigeria 200 \d+\.\d ms", lines[0])
+    assert " GET /nowhere 404 " in lines[1]
+    assert " GET /countries/a%0Afake%20line 404 " in lines[2]  # a decoded newline would forge a line
+    assert "secret" not in "".join(lines)
+
+
+def test_json_request_lines_carry_the_fields(settings, upstream):
+    with make_client(with_settings(settings, log_format="json")) as client:
+        lines = access_lines(client, lambda: client.get("/status"))
+    entry = json.loads(lines[0])
+    assert (entry["method"], entry["path"], entry["status"], entry["level"]) == ("GET", "/status", 200, "info")
+    assert entry["duration_ms"] >= 0 and entry["time"].endswith("+00:00")
+
+
+def test_request_lines_follow_the_log_level(settings):
+    with make_client(with_settings(settings, log_level="warning")) as client:
+        assert access_lines(client, lambda: client.get("/status")) == []
 
 
 def test_one_log_line_per_refresh_with_counts_and_outcome(client, upstream, caplog):
@@ -131,9 +154,10 @@ def test_json_log_lines_carry_the_fields():
 
 def test_the_token_never_reaches_the_logs(guarded, caplog):
     with caplog.at_level(logging.DEBUG):
-        guarded.post("/countries/refresh", headers=AUTH)
-        guarded.post("/countries/refresh", headers={"Authorization": "Bearer guess"})
-    assert TOKEN not in caplog.text and "guess" not in caplog.text
+        lines = access_lines(guarded, lambda: (guarded.post("/countries/refresh", headers=AUTH),
+                                               guarded.post("/countries/refresh", headers={"Authorization": "Bearer guess"})))
+    text = caplog.text + "\n".join(lines)
+    assert len(lines) == 2 and TOKEN not in text and "guess" not in text
 
 
 # ----- upstream retries ----------------------------------------------------------------------------
