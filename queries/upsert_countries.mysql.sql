@@ -1,7 +1,7 @@
--- Insert a country or update the one with the same case-folded name (its id stays). Params: one per column.
+-- Insert a country (:id NULL) or update the one with that id, found by its case-folded name. Params: one per column.
 -- VALUES(col) rather than an alias: MariaDB has no INSERT ... AS new.
-INSERT INTO countries (name, name_key, capital, region, region_key, population, currency_code, currency_key, exchange_rate, estimated_gdp, flag_url, last_refreshed_at)
-VALUES (:name, :name_key, :capital, :region, :region_key, :population, :currency_code, :currency_key, :exchange_rate, :estimated_gdp, :flag_url, :last_refreshed_at)
+INSERT INTO countries (id, name, name_key, capital, region, region_key, population, currency_code, currency_key, exchange_rate, estimated_gdp, flag_url, last_refreshed_at)
+VALUES (:id, :name, :name_key, :capital, :region, :region_key, :population, :currency_code, :currency_key, :exchange_rate, :estimated_gdp, :flag_url, :last_refreshed_at)
 ON DUPLICATE KEY UPDATE
     name = VALUES(name), capital = VALUES(capital), region = VALUES(region),
     region_key = VALUES(region_key), population = VALUES(population),
