@@ -243,38 +243,39 @@ def capture(base_url: str, route: str) -> dict:
             "headers": {k: headers[k] for k in REPLAYED_HEADERS if k in headers}, "bytes": len(body)}
 
 
-def wrk_routes(base_url: str, routes: list[str], args, label: str, tag: str, problems: list[str]) -> dict[str, dict]:
-    results = {}
-    for route in routes:
-        result = run_wrk(base_url + route, args.seconds, args.threads, args.connections)
-        print(f"  {label:8} {route:42} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
-              f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}", flush=True)
-        if result["non2xx"]:
-            problems.append(f"{tag} {label} GET {route}: {result['non2xx']} non-2xx answers under wrk")
-        results[route] = result
-    return results
+def wrk_route(base_url: str, route: str, args, label: str, tag: str, problems: list[str]) -> dict:
+    result = run_wrk(base_url + route, args.seconds, args.threads, args.connections)
+    print(f"  {label:8} {route:42} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
+          f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}", flush=True)
+    if result["non2xx"]:
+        problems.append(f"{tag} {label} GET {route}: {result['non2xx']} non-2xx answers under wrk")
+    return result
 
 
 def measure_reads(base_url: str, routes: list[str], args, workdir: Path, tag: str, problems: list[str]) -> list[dict]:
-    """Each route checked once, then under wrk; then the ceiling serving the same bytes."""
+    """Each route checked once and its bytes handed to the ceiling; then, route by route, wrk
+    against the service and right after against the ceiling, so that both see the same machine
+    (a shared VM drifts by tens of percent over a minute)."""
     captured = [capture(base_url, route) for route in routes]
-    ours = wrk_routes(base_url, routes, args, "service", tag, problems)
     responses = workdir / f"ceiling-{tag}.json"
     responses.write_text(json.dumps(captured))
     port = free_port()
     log_path = workdir / f"ceiling-{tag}.log"
     proc = start([sys.executable, str(BENCH / "ceiling.py"), str(responses), str(port)], clean_env(), log_path, workdir)
+    rows = []
     try:
         wait_for_port(port, proc, log_path)
         ceiling_url = f"http://127.0.0.1:{port}"
         for item, route in zip(captured, routes):
             if capture(ceiling_url, route)["body_b64"] != item["body_b64"]:
                 raise Failure(f"the ceiling does not serve the captured bytes of {route}")
-        ceiling = wrk_routes(ceiling_url, routes, args, "ceiling", tag, problems)
+        for item, route in zip(captured, routes):
+            ours = wrk_route(base_url, route, args, "service", tag, problems)
+            ceiling = wrk_route(ceiling_url, route, args, "ceiling", tag, problems)
+            rows.append({"route": route, "bytes": item["bytes"], "ours": ours, "ceiling": ceiling})
     finally:
         stop(proc)
-    return [{"route": route, "bytes": item["bytes"], "ours": ours[route], "ceiling": ceiling[route]}
-            for item, route in zip(captured, routes)]
+    return rows
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log_path: Path, seconds: float = 30) -> None:
@@ -384,7 +385,7 @@ def bench_database(kind: str, args, stub: StubUpstream, base: list[dict], workdi
 # ----- report ----------------------------------------------------------------------------------
 
 
-def machine_info(mariadb: str | None, args, data_source: str) -> dict:
+def machine_info(mariadb: str | None, args, data_source: str, load: str) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "unknown")
     mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
@@ -401,7 +402,7 @@ def machine_info(mariadb: str | None, args, data_source: str) -> dict:
         "python": platform.python_version(), "packages": ", ".join(versions),
         "sqlite": sqlite3.sqlite_version, "mariadb": mariadb,
         "wrk": (wrk.stdout + wrk.stderr).split("Copyright")[0].strip(), "commit": commit or "unknown",
-        "data": data_source,
+        "data": data_source, "load": load,
     }
 
 
@@ -414,9 +415,10 @@ def write_report(path: Path, info: dict, results: dict[str, dict], args, problem
     lines = [
         "# Benchmark results", "",
         f"`python bench/run.py{' --quick' if args.quick else ''}` ({mode} mode), {info['date']},"
-        f" service at commit {info['commit']}.", "",
+        f" repository at commit {info['commit']}.", "",
         "## Machine", "",
         f"- {info['nproc']} CPUs (nproc), {info['cpu']}, {info['memory']} memory; wrk and the server share them",
+        f"- Load average (1, 5, 15 min) {info['load']}: other work on the machine shows here",
         f"- Python {info['python']}; {info['packages']}",
         f"- SQLite {info['sqlite']} (WAL, file on local disk); "
         + (f"MariaDB {info['mariadb']} on loopback" if info["mariadb"] else "MariaDB: not measured (could not connect)"),
@@ -451,7 +453,7 @@ def write_report(path: Path, info: dict, results: dict[str, dict], args, problem
             lines.append(
                 f"| {kind} | {r['rows']:,} | `GET {r['route']}` | {r['bytes']:,} | {ours['rps']:,.0f} | "
                 f"{ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | {ceiling['rps']:,.0f} | {ceiling['p50_ms']:.2f} | "
-                f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 2)} |")
+                f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 3)} |")
     if notes or problems:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes] + [f"- FAILED: {p}" for p in problems]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -490,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
     started = time.monotonic()
+    load_before = "%.2f %.2f %.2f" % os.getloadavg()
     workdir = BENCH / "out" / "work"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -507,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             if mariadb:
                 with contextlib.suppress(pymysql.err.Error):
                     mysql_reset(args.mysql_url, drop_only=True)
-    write_report(args.out, machine_info(mariadb, args, data_source), results, args, problems, notes)
+    write_report(args.out, machine_info(mariadb, args, data_source, f"{load_before} before the run, {'%.2f %.2f %.2f' % os.getloadavg()} after"), results, args, problems, notes)
     print(f"wrote {args.out} in {time.monotonic() - started:.0f} s", flush=True)
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
