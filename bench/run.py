@@ -473,7 +473,7 @@ def parse_args(argv: list[str] | None = None):
                              " (default: env BENCH_MYSQL_URL or mysql://root@127.0.0.1:3306/bench)")
     parser.add_argument("--skip-mysql", action="store_true", help="SQLite only")
     parser.add_argument("--out", type=Path, help="report (default: bench/RESULTS.md; quick: bench/out/RESULTS-quick.md)")
-    parser.add_argument("--seconds", type=float, help="wrk duration per route (default 5; quick 1)")
+    parser.add_argument("--seconds", type=int, help="wrk duration per route, whole seconds (default 5; quick 1)")
     parser.add_argument("--refreshes", type=int, help="update refreshes timed per N (default 7; quick 2)")
     parser.add_argument("--refresh-timeout", type=float, default=600, help="seconds one refresh may take")
     parser.add_argument("--threads", type=int, default=2)
