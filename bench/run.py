@@ -374,7 +374,9 @@ def bench_database(kind: str, args, stub: StubUpstream, base: list[dict], workdi
             if routes:
                 for row in measure_reads(base_url, routes, args, workdir, tag, problems):
                     results["reads"].append({**row, "rows": refresh["rows"]})
-        except Failure as failure:
+        except (Failure, OSError) as failure:  # OSError: the server stopped answering
+            if proc.poll() is not None:
+                failure = f"{failure} (the server had exited with {proc.returncode}; see {log_path})"
             print(f"FAILED: {kind} N = {n:,}: {failure}", flush=True)
             problems.append(f"{kind} N = {n:,}: {failure}")
         finally:
