@@ -163,6 +163,7 @@ def load_queries(dialect: str, folder: Path = QUERIES_DIR) -> dict[str, str]:
     return queries
 
 
+@functools.lru_cache(maxsize=None)
 def pyformat(sql: str) -> str:
     """`:name` placeholders as the MySQL driver's own `%(name)s`, for its bulk executemany."""
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
@@ -1066,8 +1067,26 @@ LIST_ORDERS = {
 NO_LIMIT = 2**62
 
 
-def record_dicts(records: list) -> list[dict]:
-    return [dict(record._mapping) for record in records]
+async def fetch_dicts(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
+    """Rows as dicts straight from the driver, on the task's connection (inside its transaction,
+    if any): `databases`' Record wrappers cost ~7 ms for 250 countries, most of a list request."""
+    async with store.db.connection() as connection:
+        raw = connection.raw_connection
+        if store.dialect == "mysql":
+            async with raw.cursor() as cursor:
+                await cursor.execute(pyformat(sql), values or {})
+                rows = await cursor.fetchall()
+                names = [column[0] for column in cursor.description]
+        else:
+            async with raw.execute(sql, values or {}) as cursor:
+                rows = await cursor.fetchall()
+                names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in rows]
+
+
+async def fetch_one_dict(store: Store, sql: str, values: dict[str, Any]) -> dict | None:
+    rows = await fetch_dicts(store, sql, values)
+    return rows[0] if rows else None
 
 
 @db_work
@@ -1097,9 +1116,9 @@ async def select_countries(store: Store, query: ListQuery) -> tuple[list[dict], 
 async def fetch_page(store: Store, select_sql: str, count_sql: str, values: dict, page: dict) -> tuple[list[dict], int]:
     """One page of rows and the number matching before paging, from one snapshot."""
     async with store.db.transaction():
-        records = await store.db.fetch_all(select_sql, {**values, **page})
+        rows = await fetch_dicts(store, select_sql, {**values, **page})
         total = await store.db.fetch_val(count_sql, values)
-    return record_dicts(records), total
+    return rows, total
 
 
 @db_work
@@ -1107,8 +1126,7 @@ async def select_country(store: Store, name: str) -> dict | None:
     key = text_key(name)
     if len(key) > 3 * MAX_SHORT_TEXT:
         return None  # longer than any stored key
-    record = await store.db.fetch_one(store.queries["select_country_by_key"], {"name_key": key})
-    return dict(record._mapping) if record else None
+    return await fetch_one_dict(store, store.queries["select_country_by_key"], {"name_key": key})
 
 
 @db_work
@@ -1154,8 +1172,7 @@ def email_clash_as_409():
 
 
 async def select_user(store: Store, user_id: str) -> dict | None:
-    record = await store.db.fetch_one(store.queries["select_user_by_id"], {"id": user_id})
-    return dict(record._mapping) if record else None
+    return await fetch_one_dict(store, store.queries["select_user_by_id"], {"id": user_id})
 
 
 find_user = db_work(select_user)  # select_user itself also runs inside update_user_row's transaction
