@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
 import databases
+import font_source_sans_pro
 import email_validator
 import httpx
 import msgspec
@@ -480,9 +481,10 @@ PALETTE = {
 
 
 @functools.lru_cache(maxsize=None)
-def font(size: int) -> ImageFont.FreeTypeFont:
-    # Pillow's bundled TrueType font: the image looks the same on every machine.
-    return ImageFont.load_default(size=size)
+def font(size: int, weight: str = "") -> ImageFont.FreeTypeFont:
+    # A font shipped as a package, so the image looks the same on every machine; Pillow's own
+    # default has no accented letters (Côte d'Ivoire, Åland, São Tomé came out as boxes).
+    return ImageFont.truetype(font_source_sans_pro.font_files_ttf["SourceSansPro" + weight], size)
 
 
 def fit_text(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont, width: int) -> str:
@@ -495,25 +497,41 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont,
 
 def render_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) -> bytes:
     """The summary PNG: total, top 5 by estimated GDP as bars, and the refresh time."""
+    image = draw_summary(total, top, refreshed_at).quantize(palette=summary_palette(), dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    # In palette mode, with run-length zlib at level 1, encoding takes ~3 ms instead of ~20 ms
+    # (RGB) or ~40 ms (defaults): it happens inside the refresh transaction.
+    image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
+    return buffer.getvalue()
+
+
+@functools.cache
+def summary_palette() -> Image.Image:
+    """256 colours: the few the summary uses and their anti-aliased blends, taken from a sample."""
+    sample = [("United States of America", 9e11), ("Côte d'Ivoire", 6e11), ("China", 4e11), ("Åland", 2e11), ("Mali", 1e11)]
+    return draw_summary(250, sample, "2025-10-22T18:00:00Z").quantize(256, method=Image.Quantize.FASTOCTREE)
+
+
+def draw_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) -> Image.Image:
     width, height = SUMMARY_SIZE
     image = Image.new("RGB", SUMMARY_SIZE, PALETTE["background"])
     draw = ImageDraw.Draw(image)
     margin = 60
-    draw.text((margin, 44), "Country Currency & Exchange", font=font(44), fill=PALETTE["text"])
+    draw.text((margin, 40), "Country Currency & Exchange", font=font(50, "Semibold"), fill=PALETTE["text"])
     draw.text(
         (margin, 104), f"{total:,} countries cached  ·  top 5 by estimated GDP (USD)",
-        font=font(26), fill=PALETTE["muted"],
+        font=font(30), fill=PALETTE["muted"],
     )
     panel_top, row_height = 160, 72
     draw.rounded_rectangle(
         (margin - 20, panel_top - 16, width - margin + 20, panel_top + 5 * row_height + 4),
         radius=18, fill=PALETTE["panel"],
     )
-    label_width, value_width = 300, 150
+    label_width, value_width = 370, 150
     bar_left = margin + label_width + 20
     bar_max = width - margin - value_width - bar_left - 20
     largest = max((gdp for _, gdp in top), default=0) or 1
-    name_font, value_font = font(28), font(28)
+    name_font, value_font = font(32), font(32, "Semibold")
     if not top:
         draw.text((margin, panel_top + 20), "No GDP estimates yet", font=name_font, fill=PALETTE["muted"])
     for rank, (name, gdp) in enumerate(top[:5]):
@@ -525,12 +543,8 @@ def render_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) 
         draw.rounded_rectangle((bar_left, y + 10, bar_left + bar_length, y + 50), radius=8, fill=colour)
         draw.text((bar_left + bar_length + 16, y + 12), human_money(gdp), font=value_font, fill=PALETTE["text"])
     stamp = refreshed_at.replace("T", " ").replace("Z", " UTC")
-    draw.text((margin, height - 70), f"Last refreshed {stamp}", font=font(24), fill=PALETTE["muted"])
-    buffer = io.BytesIO()
-    # Run-length zlib at level 1 encodes this flat-coloured image ~2.5x faster than the default
-    # for ~30% more bytes (~70 KB): it is drawn inside the refresh transaction.
-    image.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
-    return buffer.getvalue()
+    draw.text((margin, height - 72), f"Last refreshed {stamp}", font=font(28), fill=PALETTE["muted"])
+    return image
 
 
 def image_etag(png: bytes) -> str:

@@ -276,3 +276,9 @@ def test_invalid_setting_stops_start_up_with_its_name(environ):
 def test_database_url_is_normalised_for_the_driver_and_for_yoyo(url, async_url, yoyo_url):
     assert service.async_database_url(url) == async_url
     assert service.migrations_database_url(url) == yoyo_url
+
+
+def test_summary_font_draws_accented_names():
+    face = service.font(32)
+    assert face.getbbox("Å")[1] < face.getbbox("A")[1]  # the ring sits above the letter
+    assert face.getmask("ô").getbbox() != face.getmask("\ufffe").getbbox()  # not the missing-glyph box
