@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import gc
 import hashlib
+import heapq
 import hmac
 import io
 import logging
@@ -461,6 +462,12 @@ def changes_user(row: dict[str, Any], fields: dict[str, Any]) -> bool:
 def user_params(row: dict[str, Any]) -> dict[str, Any]:
     """A user row as query parameters: plus the key its email is unique by, case-insensitively."""
     return {**row, "email_key": text_key(row["email"])}
+
+
+def top_by_gdp(rows: list[dict], count: int = 5) -> list[tuple[str, float]]:
+    """The rows with the largest estimated GDP, as the table orders them (ties: the earlier row)."""
+    priced = (row for row in rows if row["estimated_gdp"] is not None)
+    return [(row["name"], row["estimated_gdp"]) for row in heapq.nlargest(count, priced, key=lambda row: row["estimated_gdp"])]
 
 
 def human_money(value: float) -> str:
@@ -922,13 +929,22 @@ async def write_refresh(store: Store, rows: list[dict], now: dt.datetime, timing
         existing = await select_country_ids(store, connection)
         for row in rows:
             row["id"] = existing.get(row["name_key"])
-        inserted = sum(row["id"] is None for row in rows)
-        await upsert_rows(store, connection, rows)
         # exact: every writer of countries holds the lock that write_transaction took
-        before, after = len(existing), len(existing) + inserted
-        top = await connection.fetch_all(queries["select_top_countries"], {"limit": 5})
-        with timed(timings, "image"):
-            png = await asyncio.to_thread(render_summary, after, [(r[0], r[1]) for r in top], stamp)
+        before = len(existing)
+        after = before + sum(row["id"] is None for row in rows)
+        # The image is drawn while the rows are written, from the top 5 the rows predict; it is
+        # drawn again if the table says otherwise (a kept row that upstream no longer lists).
+        predicted = top_by_gdp(rows)
+        drawing = asyncio.ensure_future(asyncio.to_thread(render_summary, after, predicted, stamp))
+        try:
+            await upsert_rows(store, connection, rows)
+            top = [(record[0], record[1]) for record in await connection.fetch_all(queries["select_top_countries"], {"limit": 5})]
+        finally:
+            with timed(timings, "image"):
+                png = await drawing
+        if top != predicted:
+            with timed(timings, "image"):
+                png = await asyncio.to_thread(render_summary, after, top, stamp)
         await connection.execute(
             queries["update_refresh_state"],
             {"last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png)},

@@ -268,3 +268,14 @@ def test_empty_image_path_writes_no_file(settings, upstream, tmp_path):
     with make_client(no_file) as client:
         assert client.post("/countries/refresh").status_code == 200
     assert not (tmp_path / "cache").exists()
+
+
+def test_image_shows_a_kept_country_that_upstream_no_longer_lists(refreshed, upstream, monkeypatch):
+    seen = []
+    real_render = service.render_summary
+    monkeypatch.setattr(service, "render_summary", lambda total, top, at: seen.append((total, top)) or real_render(total, top, at))
+    upstream.countries.respond(200, json=[{"name": "Tinyland", "population": 1, "currencies": [{"code": "USD"}]}])
+    refreshed.post("/countries/refresh")
+    top = [(c["name"], c["estimated_gdp"]) for c in refreshed.get("/countries?sort=gdp_desc&limit=5").json()]
+    assert seen[-1] == (10, top)
+    assert "Tinyland" not in {name for name, _ in top}
