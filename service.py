@@ -27,7 +27,7 @@ import urllib.parse
 import uuid
 import zlib
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, NamedTuple
 
 import databases
 import email_validator
@@ -41,7 +41,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 log = logging.getLogger("countries")
 
@@ -247,16 +249,21 @@ class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
     age: UserAge | msgspec.UnsetType = msgspec.UNSET
 
 
-class User(msgspec.Struct):
-    id: str
+# What `iso_utc` writes. The structs below are what goes out; forbid_unknown_fields only tells
+# /openapi.json that they have exactly these fields, as the contract says.
+Timestamp = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]
+
+
+class User(msgspec.Struct, forbid_unknown_fields=True):
+    id: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
     name: str
     email: str
     age: int
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-class Country(msgspec.Struct):
+class Country(msgspec.Struct, forbid_unknown_fields=True):
     id: int
     name: str
     capital: str | None
@@ -266,30 +273,34 @@ class Country(msgspec.Struct):
     exchange_rate: float | None
     estimated_gdp: float | None
     flag_url: str | None
-    last_refreshed_at: str
+    last_refreshed_at: Timestamp
 
 
-class Status(msgspec.Struct):
+class Status(msgspec.Struct, forbid_unknown_fields=True):
     total_countries: int
-    last_refreshed_at: str | None
+    last_refreshed_at: Timestamp | None
 
 
-class RefreshResult(msgspec.Struct):
+class RefreshResult(msgspec.Struct, forbid_unknown_fields=True):
     message: str
     total_countries: int
     inserted: int
     updated: int
     skipped: int
-    last_refreshed_at: str
+    last_refreshed_at: Timestamp
 
 
-class Message(msgspec.Struct):
+class Message(msgspec.Struct, forbid_unknown_fields=True):
     message: str
 
 
 class ErrorBody(msgspec.Struct, omit_defaults=True):
     error: str
     details: dict[str, str] | str | None = None
+
+
+class Health(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["ok"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1200,6 +1211,154 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------
+# OpenAPI: /openapi.json is built from the route table, the `OPERATIONS` notes beside it and the
+# Structs the handlers validate with, so that the document cannot drift from the code; /docs is
+# Swagger UI, served from the installed swagger-ui-bundle package so that it works offline.
+# ---------------------------------------------------------------------------------------------
+
+
+class Operation(NamedTuple):
+    """What /openapi.json says of one handler beyond what its Structs and its route say."""
+
+    summary: str
+    returns: tuple[int, Any]  # the success status and its body's type (None: not JSON)
+    statuses: tuple[int, ...] = ()  # every other status it may answer, besides 500
+    query: type | None = None
+    body: type | None = None
+    headers: tuple[str, ...] = ()  # headers of the success response
+    media_type: str = "application/json"
+    protected: bool = False  # needs the bearer token when ADMIN_TOKEN is set
+
+
+STATUS_TEXTS = {
+    304: "Not modified: `If-None-Match` names the current ETag",
+    400: "Validation failed: `details` maps each bad field to what is wrong with it",
+    401: "Unauthorized: `Authorization: Bearer <ADMIN_TOKEN>` is missing or wrong",
+    404: "Not found",
+    409: "Email already registered",
+    413: "Request body too large (over MAX_BODY_BYTES)",
+    415: "Unsupported media type: the body must be `application/json`",
+    500: "Internal server error",
+    503: "Database unavailable, or (refresh) external data source unavailable: `details` names the host",
+}
+
+RESPONSE_HEADERS = {
+    "X-Total-Count": {"description": "How many match before paging", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "Location": {"description": "The new user's URL", "schema": {"type": "string", "pattern": "^/users/"}},
+    "ETag": {"description": "Changes with the image", "schema": {"type": "string"}},
+}
+
+SCHEMA_REF = "#/components/schemas/{name}"
+
+
+def documented_routes(app_routes: list) -> list[tuple[Route, str, Callable]]:
+    """(route, method, handler) for every method of every Route; HEAD is GET without the body."""
+    found = []
+    for route in app_routes:
+        if isinstance(route, Route):
+            handlers = getattr(route.endpoint, "handlers", {method: route.endpoint for method in route.methods})
+            found += [(route, method, handler) for method, handler in handlers.items() if method != "HEAD"]
+    return found
+
+
+def query_parameters(struct: type | None) -> list[dict]:
+    if struct is None:
+        return []
+    schema = msgspec.json.schema(struct)["$defs"][struct.__name__]
+    return [
+        {"name": name, "in": "query", "required": name in schema["required"], "schema": field}
+        for name, field in schema["properties"].items()
+    ]
+
+
+def path_parameters(route: Route) -> list[dict]:
+    # the route's own convertor regex, anchored: what the router accepts is what the document says
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^(?:{convertor.regex})$"}}
+        for name, convertor in route.param_convertors.items()
+    ]
+
+
+def response_object(status: int, operation: Operation, schemas: dict) -> dict:
+    success, returns = operation.returns
+    if status == success:
+        schema = schemas[returns] if returns is not None else {"type": "string", "contentMediaType": operation.media_type}
+        return {
+            "description": operation.summary,
+            "headers": {name: RESPONSE_HEADERS[name] for name in operation.headers},
+            "content": {operation.media_type: {"schema": schema}},
+        }
+    if status < 400:
+        return {"description": STATUS_TEXTS[status]}
+    return {"description": STATUS_TEXTS[status], "content": {"application/json": {"schema": schemas[ErrorBody]}}}
+
+
+def operation_object(route: Route, handler: Callable, schemas: dict, settings: Settings) -> dict:
+    operation = OPERATIONS[handler]
+    protected = operation.protected and settings.admin_token is not None
+    statuses = {operation.returns[0], *operation.statuses, 500} | ({401} if protected else set())
+    described: dict[str, Any] = {
+        "operationId": handler.__name__,
+        "summary": operation.summary,
+        "parameters": path_parameters(route) + query_parameters(operation.query),
+        "responses": {str(status): response_object(status, operation, schemas) for status in sorted(statuses)},
+    }
+    if operation.body is not None:
+        described["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas[operation.body]}}}
+    if protected:
+        described["security"] = [{"bearerAuth": []}]
+    return described
+
+
+def openapi_document(app_routes: list, settings: Settings) -> dict:
+    """The OpenAPI 3.1 document of every route; a route missing from OPERATIONS is a KeyError at start-up."""
+    found = documented_routes(app_routes)
+    operations = [OPERATIONS[handler] for _, _, handler in found]
+    types = [ErrorBody] + [t for op in operations for t in (op.returns[1], op.body) if t is not None]
+    types = list(dict.fromkeys(types))
+    refs, components = msgspec.json.schema_components(types, ref_template=SCHEMA_REF)
+    schemas = dict(zip(types, refs))
+    paths: dict[str, dict] = {}
+    for route, method, handler in found:
+        paths.setdefault(route.path_format, {})[method.lower()] = operation_object(route, handler, schemas, settings)
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "Country Currency & Exchange API", "version": "1.0.0", "description": __doc__.strip()},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+    if settings.admin_token is not None:
+        document["components"]["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+    return document
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+DOCS_ASSETS = "/docs/assets"
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Country Currency &amp; Exchange API</title>
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+</body>
+</html>
+"""
+
+
+async def docs_page(request: Request) -> Response:
+    return Response(DOCS_PAGE, media_type="text/html")
+
+
+
+# ---------------------------------------------------------------------------------------------
 # App
 # ---------------------------------------------------------------------------------------------
 
@@ -1240,7 +1399,36 @@ routes = [
     Route("/status", get_status, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs_page, methods=["GET"]),
+    Mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets"),
 ]
+
+# What /openapi.json says of each handler, beside what its Structs and its route say.
+WRITE_ERRORS = (400, 404, 409, 413, 415, 503)
+OPERATIONS = {
+    refresh_countries: Operation("Refetch both upstreams, recompute every estimate, redraw the image",
+                                 (200, RefreshResult), (413, 503), protected=True),
+    get_image: Operation("The summary PNG of the last refresh", (200, None), (304, 404, 503),
+                         headers=("ETag",), media_type="image/png"),
+    list_countries: Operation("Countries, filtered, sorted and paged", (200, list[Country]), (400, 503),
+                              query=ListQuery, headers=("X-Total-Count",)),
+    get_country: Operation("One country by name, case-insensitively", (200, Country), (404, 503)),
+    delete_country: Operation("Delete one country by name", (200, Message), (404, 413, 503), protected=True),
+    list_users: Operation("Users, oldest first, paged", (200, list[User]), (400, 503),
+                          query=UserListQuery, headers=("X-Total-Count",), protected=True),
+    create_user: Operation("Register a user", (201, User), (400, 409, 413, 415, 503),
+                           body=UserIn, headers=("Location",), protected=True),
+    get_user: Operation("One user; any id that is not a user's is 404", (200, User), (404, 503), protected=True),
+    replace_user: Operation("Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn, protected=True),
+    patch_user: Operation("Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch, protected=True),
+    delete_user: Operation("Delete a user", (200, Message), (404, 413, 503), protected=True),
+    get_status: Operation("How many countries, and when the last refresh was", (200, Status), (503,)),
+    healthz: Operation("200 while the process runs", (200, Health)),
+    readyz: Operation("200 while the database answers", (200, Health), (503,)),
+    openapi_json: Operation("This document", (200, dict)),
+    docs_page: Operation("Swagger UI for this document", (200, None), media_type="text/html"),
+}
 
 
 def make_store(settings: Settings) -> Store:
@@ -1283,6 +1471,7 @@ def create_app(settings: Settings) -> Starlette:
     )
     app.state.settings = settings
     app.state.store = make_store(settings)
+    app.state.openapi = JSON_ENCODER.encode(openapi_document(app.routes, settings))
     return app
 
 
