@@ -354,12 +354,11 @@ def estimate_gdp(population: int, rate: float, multiplier: float) -> float | Non
 def build_row(country: UpstreamCountry, rates: dict[str, Any], draw: Callable[[], float], stamp: str) -> dict:
     code = first_currency_code(country.currencies)
     rate = usable_rate(rates.get(code)) if code is not None else None
+    gdp = estimate_gdp(country.population, rate, draw()) if rate is not None else None
+    if gdp is None:
+        rate = None  # so small (1e-320) that the estimate overflows a double: as good as missing
     if code is None:
-        gdp: float | None = 0.0
-    elif rate is None:
-        gdp = None
-    else:
-        gdp = estimate_gdp(country.population, rate, draw())
+        gdp = 0.0
     region = text_or_none(country.region, MAX_SHORT_TEXT)
     return {
         "name": country.name,
