@@ -228,8 +228,14 @@ class UserListQuery(msgspec.Struct):
     offset: PageOffset = 0
 
 
-# The name's length is checked after `clean_user_fields` has trimmed it; the email's syntax there too.
-UserName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+# What str.strip() trims, spelled out (none is above U+3000): JSON Schema's `\s` is not Python's.
+SPACES = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())
+# `clean_user_fields` trims the name before this checks it; the pattern also says it of the name as
+# sent, so /openapi.json accepts exactly what the service accepts.
+UserName = Annotated[str, msgspec.Meta(
+    pattern=rf"^[{SPACES}]*[^{SPACES}](?:[\s\S]{{0,98}}[^{SPACES}])?[{SPACES}]*$",
+    description="a string of 1 to 100 characters after trimming",
+)]
 UserAge = Annotated[int, msgspec.Meta(ge=0, le=150)]
 # email-validator checks the syntax in `clean_user_fields`; this tells /openapi.json, with the one
 # rule of its that `format: email` lacks: no special-use domain (`.test`, `.localhost`, ...).
@@ -589,6 +595,9 @@ def field_rule(info: msgspec.inspect.Type) -> str:
         kinds = [t for t in info.types if not isinstance(t, (msgspec.inspect.NoneType, msgspec.inspect.UnsetType))]
         if len(kinds) == 1:
             return field_rule(kinds[0])
+    if isinstance(info, msgspec.inspect.Metadata):
+        described = (info.extra_json_schema or {}).get("description")
+        return f"must be {described}" if described else field_rule(info.type)
     if isinstance(info, msgspec.inspect.LiteralType):
         return "must be one of " + ", ".join(map(str, info.values))
     if isinstance(info, tuple):  # a Literal's values in their declared order

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import unicodedata
 
 import msgspec
@@ -124,3 +125,9 @@ def test_a_rate_so_small_that_the_gdp_overflows_counts_as_missing():
     entry = msgspec.Raw(b'{"name": "Tiny", "population": 1, "currencies": [{"code": "NGN"}]}')
     rows, _ = service.build_rows([entry], {"NGN": 1e-320}, lambda: 1500.0, NOW)
     assert (rows[0]["exchange_rate"], rows[0]["estimated_gdp"]) == (None, None)
+
+
+@given(st.text(st.characters(codec="utf-8") | st.sampled_from(" \t\n\x1f\x85\xa0\u3000"), max_size=120))
+def test_the_documented_name_pattern_is_the_trimmed_length_rule(name):
+    pattern = msgspec.json.schema(service.UserIn)["$defs"]["UserIn"]["properties"]["name"]["pattern"]
+    assert bool(re.search(pattern, name)) == (1 <= len(name.strip()) <= 100)
