@@ -402,6 +402,9 @@ def build_rows(
 
 
 COUNTRY_DECODER = msgspec.json.Decoder(UpstreamCountry)
+# What reading a JSON body may raise: a ValidationError is a DecodeError, and a body nested some
+# 1,000 deep (60 KB of `[`) exhausts msgspec's recursion limit.
+JSON_ERRORS = (msgspec.DecodeError, RecursionError)
 COUNTRY_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 RATES_DECODER = msgspec.json.Decoder(UpstreamRates)
 
@@ -410,7 +413,7 @@ def parse_countries(body: bytes) -> list[msgspec.Raw] | None:
     """The upstream array, entries still undecoded; None if the body is not a JSON array."""
     try:
         return COUNTRY_LIST_DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except JSON_ERRORS:
         return None
 
 
@@ -418,7 +421,7 @@ def parse_rates(body: bytes) -> dict[str, Any] | None:
     """The `rates` object of a successful answer; None for anything else."""
     try:
         decoded = RATES_DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except JSON_ERRORS:
         return None
     return decoded.rates if decoded.result == "success" else None
 
@@ -434,7 +437,7 @@ def user_id_or_none(text: str) -> str | None:
 def decode_json_object(body: bytes) -> dict[str, Any]:
     try:
         value = msgspec.json.decode(body)
-    except msgspec.DecodeError as error:
+    except JSON_ERRORS as error:
         raise validation_error({"body": f"must be valid JSON ({error})"}) from None
     if not isinstance(value, dict):
         raise validation_error({"body": "must be a JSON object"})
