@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageFont
 from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -74,6 +74,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["plain", "json"] = "plain"
     db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}
@@ -1051,11 +1052,23 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
 
 
 async def read_body(request: Request) -> bytes:
-    """The request body, refusing (413) more than MAX_BODY_BYTES without reading it all."""
-    limit = request.app.state.settings.max_body_bytes
+    """The request body, refusing (413) more than MAX_BODY_BYTES without reading it all, and (408)
+    one still arriving after BODY_TIMEOUT: a stalled client must not hold a request forever."""
+    settings: Settings = request.app.state.settings
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise ApiError(413, "Request body too large")
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            return await read_chunks(request, settings.max_body_bytes)
+    except TimeoutError:
+        raise ApiError(408, "Request timeout", headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        # hung up mid-body: nobody is left to answer, and it is no fault of ours to log as a 500
+        raise validation_error({"body": "ended before its Content-Length"}) from None
+
+
+async def read_chunks(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -1093,6 +1106,8 @@ async def get_country(request: Request) -> Response:
 async def delete_country(request: Request) -> Response:
     store: Store = request.app.state.store
     country = await select_country(store, request.path_params["name"])
+    if country is not None:
+        await read_body(request)  # ignored, but bounded: 413 after 404, before anything changes
     if country is None or not await delete_row(store, "count_country_by_id", "delete_country_by_id", country["id"]):
         raise ApiError(404, "Country not found")
     return json_response(Message(f"Country '{country['name']}' deleted"))
@@ -1161,6 +1176,7 @@ async def patch_user(request: Request) -> Response:
 
 async def delete_user(request: Request) -> Response:
     row = await existing_user(request)
+    await read_body(request)  # ignored, but bounded, as on every write
     if not await delete_row(request.app.state.store, "count_user_by_id", "delete_user_by_id", row["id"]):
         raise user_not_found()
     return json_response(Message("User deleted"))
@@ -1257,6 +1273,7 @@ STATUS_TEXTS = {
     400: "Validation failed: `details` maps each bad field to what is wrong with it",
     401: "Unauthorized: `Authorization: Bearer <ADMIN_TOKEN>` is missing or wrong",
     404: "Not found",
+    408: "Request timeout: the body was still arriving after BODY_TIMEOUT",
     409: "Email already registered",
     413: "Request body too large (over MAX_BODY_BYTES)",
     415: "Unsupported media type: the body must be `application/json`",
@@ -1427,24 +1444,24 @@ routes = [
 ]
 
 # What /openapi.json says of each handler, beside what its Structs and its route say.
-WRITE_ERRORS = (400, 404, 409, 413, 415, 503)
+WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
 OPERATIONS = {
     refresh_countries: Operation("Refetch both upstreams, recompute every estimate, redraw the image",
-                                 (200, RefreshResult), (413, 503), protected=True),
+                                 (200, RefreshResult), (408, 413, 503), protected=True),
     get_image: Operation("The summary PNG of the last refresh", (200, None), (304, 404, 503),
                          headers=("ETag",), media_type="image/png"),
     list_countries: Operation("Countries, filtered, sorted and paged", (200, list[Country]), (400, 503),
                               query=ListQuery, headers=("X-Total-Count",)),
     get_country: Operation("One country by name, case-insensitively", (200, Country), (404, 503)),
-    delete_country: Operation("Delete one country by name", (200, Message), (404, 413, 503), protected=True),
+    delete_country: Operation("Delete one country by name", (200, Message), (404, 408, 413, 503), protected=True),
     list_users: Operation("Users, oldest first, paged", (200, list[User]), (400, 503),
                           query=UserListQuery, headers=("X-Total-Count",), protected=True),
-    create_user: Operation("Register a user", (201, User), (400, 409, 413, 415, 503),
+    create_user: Operation("Register a user", (201, User), (400, 408, 409, 413, 415, 503),
                            body=UserIn, headers=("Location",), protected=True),
     get_user: Operation("One user; any id that is not a user's is 404", (200, User), (404, 503), protected=True),
     replace_user: Operation("Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn, protected=True),
     patch_user: Operation("Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch, protected=True),
-    delete_user: Operation("Delete a user", (200, Message), (404, 413, 503), protected=True),
+    delete_user: Operation("Delete a user", (200, Message), (404, 408, 413, 503), protected=True),
     get_status: Operation("How many countries, and when the last refresh was", (200, Status), (503,)),
     healthz: Operation("200 while the process runs", (200, Health)),
     readyz: Operation("200 while the database answers", (200, Health), (503,)),
