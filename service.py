@@ -901,11 +901,14 @@ async def shared_refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float
     return await asyncio.shield(running)
 
 
+# LENGTH too: MySQL's utf8mb4_bin is PAD SPACE, so there `region_key = 'africa '` matches 'africa'.
+REGION_IS = "region_key = :region_key AND LENGTH(region_key) = LENGTH(:region_key)"
+CURRENCY_IS = "currency_key = :currency_key AND LENGTH(currency_key) = LENGTH(:currency_key)"
 LIST_FILTERS = {
     (False, False): "",
-    (True, False): "WHERE region_key = :region_key",
-    (False, True): "WHERE currency_key = :currency_key",
-    (True, True): "WHERE region_key = :region_key AND currency_key = :currency_key",
+    (True, False): f"WHERE {REGION_IS}",
+    (False, True): f"WHERE {CURRENCY_IS}",
+    (True, True): f"WHERE {REGION_IS} AND {CURRENCY_IS}",
 }
 LIST_ORDERS = {
     None: "id",

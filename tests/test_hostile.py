@@ -89,6 +89,17 @@ def test_hostile_query_strings_are_400_or_ignored(stocked, database_url, path, q
         assert_envelope(response, 400, "Validation failed", field)
 
 
+def test_a_name_region_or_currency_with_a_trailing_space_matches_nothing(stocked, database_url):
+    # MySQL's own comparison would ignore the space (PAD SPACE); the contract does not
+    with unchanged(database_url):
+        assert_envelope(stocked.get("/countries/Nigeria%20"), 404, "Country not found")
+        assert_envelope(stocked.delete("/countries/nigeria%20%20"), 404, "Country not found")
+        for query in ("region=Africa%20", "currency=NGN%20", "region=Africa&currency=NGN%20"):
+            response = stocked.get(f"/countries?{query}")
+            assert (response.json(), response.headers["x-total-count"]) == ([], "0"), query
+        assert len(stocked.get("/countries?region=Africa&currency=NGN").json()) == 1
+
+
 def route_paths(client) -> list[str]:
     return ["/countries/refresh", "/countries/image", "/countries", "/countries/Nigeria", "/users",
             f"/users/{client.user_id}", "/status", "/healthz", "/readyz", "/openapi.json", "/docs"]
