@@ -266,7 +266,9 @@ class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
 
 # What `iso_utc` writes. The structs below are what goes out; forbid_unknown_fields only tells
 # /openapi.json that they have exactly these fields, as the contract says.
-Timestamp = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")]
+Timestamp = Annotated[str, msgspec.Meta(
+    pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", examples=["2025-10-22T18:00:00Z"],
+)]
 
 
 class User(msgspec.Struct, forbid_unknown_fields=True):
@@ -309,9 +311,13 @@ class Message(msgspec.Struct, forbid_unknown_fields=True):
     message: str
 
 
-class ErrorBody(msgspec.Struct, omit_defaults=True):
+NOT_EMPTY = msgspec.Meta(min_length=1)
+
+
+class ErrorBody(msgspec.Struct, forbid_unknown_fields=True):
     error: str
-    details: dict[str, str] | str | None = None
+    # present only when there is something to say: never null, never empty
+    details: Annotated[dict[str, str], NOT_EMPTY] | Annotated[str, NOT_EMPTY] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Health(msgspec.Struct, forbid_unknown_fields=True):
@@ -1218,7 +1224,7 @@ async def readyz(request: Request) -> Response:
 
 
 def error_response(status: int, error: str, details: Any = None, headers: dict | None = None) -> Response:
-    return json_response(ErrorBody(error=error, details=details or None), status, headers)
+    return json_response(ErrorBody(error=error, details=details or msgspec.UNSET), status, headers)
 
 
 async def handle_api_error(request: Request, exc: ApiError) -> Response:
@@ -1397,7 +1403,6 @@ DOCS_PAGE = f"""<!doctype html>
 
 async def docs_page(request: Request) -> Response:
     return Response(DOCS_PAGE, media_type="text/html")
-
 
 
 # ---------------------------------------------------------------------------------------------
