@@ -31,7 +31,7 @@ import urllib.parse
 import uuid
 import zlib
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal, NamedTuple
 
 import databases
 import font_source_sans_pro
@@ -45,9 +45,11 @@ from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 log = logging.getLogger("countries")
 
@@ -78,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["plain", "json"] = "plain"
     db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}
@@ -233,16 +236,30 @@ class UserListQuery(msgspec.Struct):
     offset: PageOffset = 0
 
 
-# The name's length is checked after `clean_user_fields` has trimmed it; the email's syntax there too.
-UserName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+# What str.strip() trims, spelled out (none is above U+3000): JSON Schema's `\s` is not Python's.
+SPACES = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())
+# `clean_user_fields` trims the name before this checks it; the pattern also says it of the name as
+# sent, so /openapi.json accepts exactly what the service accepts.
+UserName = Annotated[str, msgspec.Meta(
+    pattern=rf"^[{SPACES}]*[^{SPACES}](?:[\s\S]{{0,98}}[^{SPACES}])?[{SPACES}]*$",
+    description="a string of 1 to 100 characters after trimming",
+)]
 UserAge = Annotated[int, msgspec.Meta(ge=0, le=150)]
+# email-validator checks the syntax in `clean_user_fields`; this tells /openapi.json, with the one
+# rule of its that `format: email` lacks: no special-use domain (`.test`, `.localhost`, ...).
+SPECIAL_USE_DOMAINS = "|".join(
+    "".join(f"[{c}{c.upper()}]" if c.isalpha() else c for c in name) for name in email_validator.SPECIAL_USE_DOMAIN_NAMES
+)
+UserEmail = Annotated[str, msgspec.Meta(extra_json_schema={
+    "format": "email", "pattern": rf"@(?!(?:.*\.)?(?:{SPECIAL_USE_DOMAINS})$)",
+})]
 
 
 class UserIn(msgspec.Struct, forbid_unknown_fields=True):
     """POST and PUT: every field."""
 
     name: UserName
-    email: str
+    email: UserEmail
     age: UserAge
 
 
@@ -250,20 +267,27 @@ class UserPatch(msgspec.Struct, forbid_unknown_fields=True):
     """PATCH: any of the fields; absent is unchanged, null is invalid."""
 
     name: UserName | msgspec.UnsetType = msgspec.UNSET
-    email: str | msgspec.UnsetType = msgspec.UNSET
+    email: UserEmail | msgspec.UnsetType = msgspec.UNSET
     age: UserAge | msgspec.UnsetType = msgspec.UNSET
 
 
-class User(msgspec.Struct):
-    id: str
+# What `iso_utc` writes. The structs below are what goes out; forbid_unknown_fields only tells
+# /openapi.json that they have exactly these fields, as the contract says.
+Timestamp = Annotated[str, msgspec.Meta(
+    pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$", examples=["2025-10-22T18:00:00Z"],
+)]
+
+
+class User(msgspec.Struct, forbid_unknown_fields=True):
+    id: Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
     name: str
     email: str
     age: int
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
-class Country(msgspec.Struct):
+class Country(msgspec.Struct, forbid_unknown_fields=True):
     id: int
     name: str
     capital: str | None
@@ -273,30 +297,38 @@ class Country(msgspec.Struct):
     exchange_rate: float | None
     estimated_gdp: float | None
     flag_url: str | None
-    last_refreshed_at: str
+    last_refreshed_at: Timestamp
 
 
-class Status(msgspec.Struct):
+class Status(msgspec.Struct, forbid_unknown_fields=True):
     total_countries: int
-    last_refreshed_at: str | None
+    last_refreshed_at: Timestamp | None
 
 
-class RefreshResult(msgspec.Struct):
+class RefreshResult(msgspec.Struct, forbid_unknown_fields=True):
     message: str
     total_countries: int
     inserted: int
     updated: int
     skipped: int
-    last_refreshed_at: str
+    last_refreshed_at: Timestamp
 
 
-class Message(msgspec.Struct):
+class Message(msgspec.Struct, forbid_unknown_fields=True):
     message: str
 
 
-class ErrorBody(msgspec.Struct, omit_defaults=True):
+NOT_EMPTY = msgspec.Meta(min_length=1)
+
+
+class ErrorBody(msgspec.Struct, forbid_unknown_fields=True):
     error: str
-    details: dict[str, str] | str | None = None
+    # present only when there is something to say: never null, never empty
+    details: Annotated[dict[str, str], NOT_EMPTY] | Annotated[str, NOT_EMPTY] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Health(msgspec.Struct, forbid_unknown_fields=True):
+    status: Literal["ok"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,12 +378,11 @@ def estimate_gdp(population: int, rate: float, multiplier: float) -> float | Non
 def build_row(country: UpstreamCountry, rates: dict[str, Any], draw: Callable[[], float], stamp: str) -> dict:
     code = first_currency_code(country.currencies)
     rate = usable_rate(rates.get(code)) if code is not None else None
+    gdp = estimate_gdp(country.population, rate, draw()) if rate is not None else None
+    if gdp is None:
+        rate = None  # so small (1e-320) that the estimate overflows a double: as good as missing
     if code is None:
-        gdp: float | None = 0.0
-    elif rate is None:
-        gdp = None
-    else:
-        gdp = estimate_gdp(country.population, rate, draw())
+        gdp = 0.0
     region = text_or_none(country.region, MAX_SHORT_TEXT)
     return {
         "name": country.name,
@@ -389,6 +420,9 @@ def build_rows(
 
 
 COUNTRY_DECODER = msgspec.json.Decoder(UpstreamCountry)
+# What reading a JSON body may raise: a ValidationError is a DecodeError, and a body nested some
+# 1,000 deep (60 KB of `[`) exhausts msgspec's recursion limit.
+JSON_ERRORS = (msgspec.DecodeError, RecursionError)
 COUNTRY_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
 RATES_DECODER = msgspec.json.Decoder(UpstreamRates)
 
@@ -397,7 +431,7 @@ def parse_countries(body: bytes) -> list[msgspec.Raw] | None:
     """The upstream array, entries still undecoded; None if the body is not a JSON array."""
     try:
         return COUNTRY_LIST_DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except JSON_ERRORS:
         return None
 
 
@@ -405,7 +439,7 @@ def parse_rates(body: bytes) -> dict[str, Any] | None:
     """The `rates` object of a successful answer; None for anything else."""
     try:
         decoded = RATES_DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except JSON_ERRORS:
         return None
     return decoded.rates if decoded.result == "success" else None
 
@@ -421,7 +455,7 @@ def user_id_or_none(text: str) -> str | None:
 def decode_json_object(body: bytes) -> dict[str, Any]:
     try:
         value = msgspec.json.decode(body)
-    except msgspec.DecodeError as error:
+    except JSON_ERRORS as error:
         raise validation_error({"body": f"must be valid JSON ({error})"}) from None
     if not isinstance(value, dict):
         raise validation_error({"body": "must be a JSON object"})
@@ -429,11 +463,14 @@ def decode_json_object(body: bytes) -> dict[str, Any]:
 
 
 def clean_user_fields(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """`values` with the name trimmed and the email normalised (domain lower-cased), and what is
-    wrong with the email. A value of the wrong type is left as it is for msgspec to name."""
+    """`values` with the name trimmed, the email normalised (domain lower-cased) and an age of
+    `36.0` read as 36, and what is wrong with the email. A value of the wrong type is left as it
+    is for msgspec to name."""
     cleaned, problems = dict(values), {}
     if isinstance(values.get("name"), str):
         cleaned["name"] = values["name"].strip()
+    if isinstance(values.get("age"), float) and values["age"].is_integer():
+        cleaned["age"] = int(values["age"])  # JSON Schema's integer, as /openapi.json promises
     if isinstance(values.get("email"), str):
         try:
             cleaned["email"] = email_validator.validate_email(values["email"], check_deliverability=False).normalized
@@ -598,6 +635,9 @@ def field_rule(info: msgspec.inspect.Type) -> str:
         kinds = [t for t in info.types if not isinstance(t, (msgspec.inspect.NoneType, msgspec.inspect.UnsetType))]
         if len(kinds) == 1:
             return field_rule(kinds[0])
+    if isinstance(info, msgspec.inspect.Metadata):
+        described = (info.extra_json_schema or {}).get("description")
+        return f"must be {described}" if described else field_rule(info.type)
     if isinstance(info, msgspec.inspect.LiteralType):
         return "must be one of " + ", ".join(map(str, info.values))
     if isinstance(info, tuple):  # a Literal's values in their declared order
@@ -1078,11 +1118,14 @@ async def refresh_on_schedule(app: Starlette) -> None:
         await asyncio.sleep(interval)
 
 
+# LENGTH too: MySQL's utf8mb4_bin is PAD SPACE, so there `region_key = 'africa '` matches 'africa'.
+REGION_IS = "region_key = :region_key AND LENGTH(region_key) = LENGTH(:region_key)"
+CURRENCY_IS = "currency_key = :currency_key AND LENGTH(currency_key) = LENGTH(:currency_key)"
 LIST_FILTERS = {
     (False, False): "",
-    (True, False): "WHERE region_key = :region_key",
-    (False, True): "WHERE currency_key = :currency_key",
-    (True, True): "WHERE region_key = :region_key AND currency_key = :currency_key",
+    (True, False): f"WHERE {REGION_IS}",
+    (False, True): f"WHERE {CURRENCY_IS}",
+    (True, True): f"WHERE {REGION_IS} AND {CURRENCY_IS}",
 }
 LIST_ORDERS = {
     None: "id",
@@ -1248,11 +1291,23 @@ def json_response(payload: Any, status: int = 200, headers: dict | None = None) 
 
 
 async def read_body(request: Request) -> bytes:
-    """The request body, refusing (413) more than MAX_BODY_BYTES without reading it all."""
-    limit = request.app.state.settings.max_body_bytes
+    """The request body, refusing (413) more than MAX_BODY_BYTES without reading it all, and (408)
+    one still arriving after BODY_TIMEOUT: a stalled client must not hold a request forever."""
+    settings: Settings = request.app.state.settings
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise ApiError(413, "Request body too large")
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            return await read_chunks(request, settings.max_body_bytes)
+    except TimeoutError:
+        raise ApiError(408, "Request timeout", headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        # hung up mid-body: nobody is left to answer, and it is no fault of ours to log as a 500
+        raise validation_error({"body": "ended before its Content-Length"}) from None
+
+
+async def read_chunks(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -1307,6 +1362,8 @@ async def get_country(request: Request) -> Response:
 async def delete_country(request: Request) -> Response:
     store: Store = request.app.state.store
     country = await select_country(store, request.path_params["name"])
+    if country is not None:
+        await read_body(request)  # ignored, but bounded: 413 after 404, before anything changes
     if country is None or not await delete_row(store, "count_country_by_id", "delete_country_by_id", country["id"]):
         raise ApiError(404, "Country not found")
     return json_response(Message(f"Country '{country['name']}' deleted"))
@@ -1375,6 +1432,7 @@ async def patch_user(request: Request) -> Response:
 
 async def delete_user(request: Request) -> Response:
     row = await existing_user(request)
+    await read_body(request)  # ignored, but bounded, as on every write
     if not await delete_row(request.app.state.store, "count_user_by_id", "delete_user_by_id", row["id"]):
         raise user_not_found()
     return json_response(Message("User deleted"))
@@ -1420,7 +1478,7 @@ async def readyz(request: Request) -> Response:
 
 
 def error_response(status: int, error: str, details: Any = None, headers: dict | None = None) -> Response:
-    return json_response(ErrorBody(error=error, details=details or None), status, headers)
+    return json_response(ErrorBody(error=error, details=details or msgspec.UNSET), status, headers)
 
 
 async def handle_api_error(request: Request, exc: ApiError) -> Response:
@@ -1451,6 +1509,154 @@ def unexpected_error_response(method: str, path: str, error: Exception) -> Respo
         return error_response(503, "Database unavailable")
     log.error("unhandled error during %s %s", method, path, exc_info=error)
     return error_response(500, "Internal server error")
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAPI: /openapi.json is built from the route table, the `OPERATIONS` notes beside it and the
+# Structs the handlers validate with, so that the document cannot drift from the code; /docs is
+# Swagger UI, served from the installed swagger-ui-bundle package so that it works offline.
+# ---------------------------------------------------------------------------------------------
+
+
+class Operation(NamedTuple):
+    """What /openapi.json says of one handler beyond what its Structs and its route say."""
+
+    summary: str
+    returns: tuple[int, Any]  # the success status and its body's type (None: not JSON)
+    statuses: tuple[int, ...] = ()  # every other status it may answer, besides 500
+    query: type | None = None
+    body: type | None = None
+    headers: tuple[str, ...] = ()  # headers of the success response
+    media_type: str = "application/json"
+    protected: bool = False  # needs the bearer token when ADMIN_TOKEN is set
+
+
+STATUS_TEXTS = {
+    304: "Not modified: `If-None-Match` names the current ETag",
+    400: "Validation failed: `details` maps each bad field to what is wrong with it",
+    401: "Unauthorized: `Authorization: Bearer <ADMIN_TOKEN>` is missing or wrong",
+    404: "Not found",
+    408: "Request timeout: the body was still arriving after BODY_TIMEOUT",
+    409: "Email already registered",
+    413: "Request body too large (over MAX_BODY_BYTES)",
+    415: "Unsupported media type: the body must be `application/json`",
+    500: "Internal server error",
+    503: "Database unavailable, or (refresh) external data source unavailable: `details` names the host",
+}
+
+RESPONSE_HEADERS = {
+    "X-Total-Count": {"description": "How many match before paging", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "Location": {"description": "The new user's URL", "schema": {"type": "string", "pattern": "^/users/"}},
+    "ETag": {"description": "Changes with the image", "schema": {"type": "string"}},
+}
+
+SCHEMA_REF = "#/components/schemas/{name}"
+
+
+def documented_routes(app_routes: list) -> list[tuple[Route, str, Callable]]:
+    """(route, method, handler) for every method of every Route; HEAD is GET without the body."""
+    found = []
+    for route in app_routes:
+        if isinstance(route, Route):
+            handlers = getattr(route.endpoint, "handlers", {method: route.endpoint for method in route.methods})
+            found += [(route, method, handler) for method, handler in handlers.items() if method != "HEAD"]
+    return found
+
+
+def query_parameters(struct: type | None) -> list[dict]:
+    if struct is None:
+        return []
+    schema = msgspec.json.schema(struct)["$defs"][struct.__name__]
+    return [
+        {"name": name, "in": "query", "required": name in schema["required"], "schema": field}
+        for name, field in schema["properties"].items()
+    ]
+
+
+def path_parameters(route: Route) -> list[dict]:
+    # the route's own convertor regex, anchored: what the router accepts is what the document says
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": f"^(?:{convertor.regex})$"}}
+        for name, convertor in route.param_convertors.items()
+    ]
+
+
+def response_object(status: int, operation: Operation, schemas: dict) -> dict:
+    success, returns = operation.returns
+    if status == success:
+        schema = schemas[returns] if returns is not None else {"type": "string", "contentMediaType": operation.media_type}
+        return {
+            "description": operation.summary,
+            "headers": {name: RESPONSE_HEADERS[name] for name in operation.headers},
+            "content": {operation.media_type: {"schema": schema}},
+        }
+    if status < 400:
+        return {"description": STATUS_TEXTS[status]}
+    return {"description": STATUS_TEXTS[status], "content": {"application/json": {"schema": schemas[ErrorBody]}}}
+
+
+def operation_object(route: Route, handler: Callable, schemas: dict, settings: Settings) -> dict:
+    operation = OPERATIONS[handler]
+    protected = operation.protected and settings.admin_token is not None
+    statuses = {operation.returns[0], *operation.statuses, 500} | ({401} if protected else set())
+    described: dict[str, Any] = {
+        "operationId": handler.__name__,
+        "summary": operation.summary,
+        "parameters": path_parameters(route) + query_parameters(operation.query),
+        "responses": {str(status): response_object(status, operation, schemas) for status in sorted(statuses)},
+    }
+    if operation.body is not None:
+        described["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas[operation.body]}}}
+    if protected:
+        described["security"] = [{"bearerAuth": []}]
+    return described
+
+
+def openapi_document(app_routes: list, settings: Settings) -> dict:
+    """The OpenAPI 3.1 document of every route; a route missing from OPERATIONS is a KeyError at start-up."""
+    found = documented_routes(app_routes)
+    operations = [OPERATIONS[handler] for _, _, handler in found]
+    types = [ErrorBody] + [t for op in operations for t in (op.returns[1], op.body) if t is not None]
+    types = list(dict.fromkeys(types))
+    refs, components = msgspec.json.schema_components(types, ref_template=SCHEMA_REF)
+    schemas = dict(zip(types, refs))
+    paths: dict[str, dict] = {}
+    for route, method, handler in found:
+        paths.setdefault(route.path_format, {})[method.lower()] = operation_object(route, handler, schemas, settings)
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "Country Currency & Exchange API", "version": "1.0.0", "description": __doc__.strip()},
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+    if settings.admin_token is not None:
+        document["components"]["securitySchemes"] = {"bearerAuth": {"type": "http", "scheme": "bearer"}}
+    return document
+
+
+async def openapi_json(request: Request) -> Response:
+    return Response(request.app.state.openapi, media_type="application/json")
+
+
+DOCS_ASSETS = "/docs/assets"
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Country Currency &amp; Exchange API</title>
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+</body>
+</html>
+"""
+
+
+async def docs_page(request: Request) -> Response:
+    return Response(DOCS_PAGE, media_type="text/html")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1494,7 +1700,36 @@ routes = [
     Route("/status", get_status, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/openapi.json", openapi_json, methods=["GET"]),
+    Route("/docs", docs_page, methods=["GET"]),
+    Mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets"),
 ]
+
+# What /openapi.json says of each handler, beside what its Structs and its route say.
+WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
+OPERATIONS = {
+    refresh_countries: Operation("Refetch both upstreams, recompute every estimate, redraw the image",
+                                 (200, RefreshResult), (408, 413, 503), protected=True),
+    get_image: Operation("The summary PNG of the last refresh", (200, None), (304, 404, 503),
+                         headers=("ETag",), media_type="image/png"),
+    list_countries: Operation("Countries, filtered, sorted and paged", (200, list[Country]), (400, 503),
+                              query=ListQuery, headers=("X-Total-Count",)),
+    get_country: Operation("One country by name, case-insensitively", (200, Country), (404, 503)),
+    delete_country: Operation("Delete one country by name", (200, Message), (404, 408, 413, 503), protected=True),
+    list_users: Operation("Users, oldest first, paged", (200, list[User]), (400, 503),
+                          query=UserListQuery, headers=("X-Total-Count",), protected=True),
+    create_user: Operation("Register a user", (201, User), (400, 408, 409, 413, 415, 503),
+                           body=UserIn, headers=("Location",), protected=True),
+    get_user: Operation("One user; any id that is not a user's is 404", (200, User), (404, 503), protected=True),
+    replace_user: Operation("Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn, protected=True),
+    patch_user: Operation("Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch, protected=True),
+    delete_user: Operation("Delete a user", (200, Message), (404, 408, 413, 503), protected=True),
+    get_status: Operation("How many countries, and when the last refresh was", (200, Status), (503,)),
+    healthz: Operation("200 while the process runs", (200, Health)),
+    readyz: Operation("200 while the database answers", (200, Health), (503,)),
+    openapi_json: Operation("This document", (200, dict)),
+    docs_page: Operation("Swagger UI for this document", (200, None), media_type="text/html"),
+}
 
 
 def make_store(settings: Settings) -> Store:
@@ -1695,6 +1930,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.settings = settings
     app.state.store = make_store(settings)
     app.state.access_log = access_log
+    app.state.openapi = JSON_ENCODER.encode(openapi_document(app.routes, settings))
     return app
 
 

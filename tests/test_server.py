@@ -63,16 +63,20 @@ def stub():
         yield server
 
 
-@pytest.fixture
-def server(stub, database_url, tmp_path):
-    env = {
+def stub_env(stub: StubUpstream, database_url: str, tmp_path: Path) -> dict[str, str]:
+    """The settings of a real server on `database_url` whose upstreams are `stub`."""
+    return {
         "DATABASE_URL": database_url,
         "COUNTRIES_API_URL": f"{stub.url}/countries",
         "EXCHANGE_API_URL": f"{stub.url}/rates",
         "HTTP_TIMEOUT": "2",
         "SUMMARY_IMAGE_PATH": str(tmp_path / "summary.png"),
     }
-    with running_server(env, tmp_path / "server.log") as (url, process):
+
+
+@pytest.fixture
+def server(stub, database_url, tmp_path):
+    with running_server(stub_env(stub, database_url, tmp_path), tmp_path / "server.log") as (url, process):
         yield url
 
 

@@ -1,0 +1,195 @@
+"""GET /openapi.json describes every route, and what the routes really answer fits it; /docs works
+from the service alone."""
+
+from __future__ import annotations
+
+import re
+
+import jsonschema
+import pytest
+from starlette.routing import Match, Mount, Route
+
+import service
+
+ADA = {"name": "Ada", "email": "ada@example.com", "age": 36}
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
+
+def served_operations(app) -> set[tuple[str, str]]:
+    """(path, method) of every operation the app routes, HEAD aside (it is GET without a body)."""
+    return {
+        (route.path_format, method)
+        for route in app.routes if isinstance(route, Route)
+        for method in route.methods - {"HEAD"}
+    }
+
+
+def documented_operations(document: dict) -> set[tuple[str, str]]:
+    return {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+
+
+def operation_for(app, document: dict, method: str, path: str) -> dict:
+    """The documented operation the router sends `method path` to."""
+    scope = {"type": "http", "method": method, "path": path}
+    for route in app.routes:
+        if isinstance(route, Route) and route.matches(scope)[0] == Match.FULL:
+            return document["paths"][route.path_format][method.lower()]
+    raise AssertionError(f"no route for {method} {path}")
+
+
+def validator(schema: dict, document: dict) -> jsonschema.Draft202012Validator:
+    # $refs point into the document's components, so the document is the root they resolve against
+    root = {**schema, "components": document["components"]}
+    return jsonschema.Draft202012Validator(root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+
+
+def assert_fits_document(client, document: dict, response) -> None:
+    request = response.request
+    operation = operation_for(client.app, document, request.method, request.url.path)
+    described = operation["responses"].get(str(response.status_code))
+    assert described, f"{request.method} {request.url} answered {response.status_code}, not documented"
+    for name, header in described.get("headers", {}).items():
+        assert name in response.headers, f"{request.method} {request.url}: no {name} header"
+        validator(header["schema"], document).validate(response.headers[name])
+    for media_type, content in described.get("content", {}).items():
+        assert response.headers["content-type"].split(";")[0] == media_type
+        if media_type == "application/json":
+            validator(content["schema"], document).validate(response.json())
+
+
+@pytest.fixture
+def document(client) -> dict:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    return response.json()
+
+
+def test_document_is_valid_openapi_3_1(document):
+    assert document["openapi"] == "3.1.0"
+    jsonschema.Draft202012Validator.check_schema({"$defs": document["components"]["schemas"]})
+    for item in document["paths"].values():
+        for operation in item.values():
+            assert operation["summary"] and operation["responses"]
+            assert "500" in operation["responses"]
+
+
+def test_every_route_the_app_serves_is_documented(client, document):
+    assert served_operations(client.app) == documented_operations(document)
+    assert [route.path for route in client.app.routes if isinstance(route, Mount)] == [service.DOCS_ASSETS]
+
+
+def test_a_route_without_a_description_fails_at_start_up(settings, monkeypatch):
+    async def undescribed(request):
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(service, "routes", [*service.routes, Route("/new", undescribed)])
+    with pytest.raises(KeyError):
+        service.create_app(settings)
+
+
+def test_query_parameters_list_their_allowed_values_and_ranges(document):
+    parameters = {p["name"]: p["schema"] for p in document["paths"]["/countries"]["get"]["parameters"]}
+    assert set(parameters["sort"]["enum"]) == set(service.LIST_ORDERS) - {None}
+    assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, 1000)
+    assert parameters["region"]["minLength"] == 1
+
+
+def test_every_error_response_is_the_envelope(document):
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+
+
+def test_user_bodies_are_the_structs_the_handlers_validate_with(document):
+    users = document["paths"]["/users/{id}"]
+    body_schema = users["patch"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema == {"$ref": "#/components/schemas/UserPatch"}
+    assert document["components"]["schemas"]["UserIn"]["additionalProperties"] is False
+    assert set(document["components"]["schemas"]["UserIn"]["required"]) == {"name", "email", "age"}
+
+
+def test_documented_query_bounds_are_the_ones_enforced(client, document):
+    for path in ("/countries", "/users"):
+        for parameter in document["paths"][path]["get"]["parameters"]:
+            schema, name = parameter["schema"], parameter["name"]
+            for value in schema.get("enum", []):
+                assert client.get(path, params={name: value}).status_code == 200
+            if schema.get("type") == "integer":
+                low, high = schema["minimum"], schema["maximum"]
+                for good in (low, high):
+                    assert client.get(path, params={name: good}).status_code == 200, (name, good)
+                for bad in (low - 1, high + 1):
+                    response = client.get(path, params={name: bad})
+                    assert response.status_code == 400 and name in response.json()["details"], (name, bad)
+
+
+def test_what_every_route_answers_fits_the_document(refreshed, document):
+    client = refreshed
+    etag = client.get("/countries/image").headers["etag"]
+    responses = [
+        client.get("/countries"),
+        client.get("/countries", params={"sort": "gdp_desc", "limit": 2, "region": "africa"}),
+        client.get("/countries", params={"limit": 0, "sort": "bogus"}),
+        client.get("/countries/nigeria"),
+        client.get("/countries/Atlantis"),
+        client.get("/countries/image"),
+        client.get("/countries/image", headers={"If-None-Match": etag}),
+        client.delete("/countries/Ghana"),
+        client.delete("/countries/Ghana"),
+        client.get("/status"),
+        client.get("/healthz"),
+        client.get("/readyz"),
+        client.get("/openapi.json"),
+        client.get("/docs"),
+        client.post("/countries/refresh"),
+        client.post("/users", json=ADA),
+        client.post("/users", json=ADA),
+        client.post("/users", json={"name": " ", "email": "nope", "age": -1}),
+        client.post("/users", content=b"{}", headers={"Content-Type": "text/plain"}),
+        client.post("/users", json={"name": "x" * 70_000}),
+        client.get("/users", params={"limit": 1}),
+        client.get(f"/users/{UNKNOWN_ID}"),
+        client.get("/users/not-a-uuid"),
+    ]
+    user_id = responses[-8].json()["id"]
+    responses += [
+        client.get(f"/users/{user_id}"),
+        client.put(f"/users/{user_id}", json={**ADA, "age": 37}),
+        client.patch(f"/users/{user_id}", json={"name": "Ada L."}),
+        client.patch(f"/users/{user_id}", json={"age": None}),
+        client.delete(f"/users/{user_id}"),
+    ]
+    statuses = {response.status_code for response in responses}
+    assert statuses == {200, 201, 304, 400, 404, 409, 413, 415}
+    for response in responses:
+        assert_fits_document(client, document, response)
+
+
+def test_with_an_admin_token_protected_operations_need_the_bearer_token(settings):
+    open_document = service.openapi_document(service.routes, settings)
+    assert "securitySchemes" not in open_document["components"]
+    guarded = service.openapi_document(service.routes, service.msgspec.structs.replace(settings, admin_token="secret"))
+    protected = {
+        (path, method) for path, item in guarded["paths"].items()
+        for method, operation in item.items() if operation.get("security")
+    }
+    assert protected == {
+        ("/countries/refresh", "post"), ("/countries/{name}", "delete"),
+        ("/users", "get"), ("/users", "post"), ("/users/{id}", "get"), ("/users/{id}", "put"),
+        ("/users/{id}", "patch"), ("/users/{id}", "delete"),
+    }
+    for path, method in protected:
+        assert "401" in guarded["paths"][path][method]["responses"]
+
+
+def test_docs_page_loads_swagger_ui_from_the_service_itself(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(asset.startswith(service.DOCS_ASSETS + "/") for asset in assets)
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.content) > 10_000, asset
+    assert '"/openapi.json"' in page.text
