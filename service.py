@@ -938,7 +938,8 @@ async def select_country_ids(store: Store, connection: databases.core.Connection
     if store.dialect == "mysql":
         async with raw.cursor() as cursor:
             await cursor.execute(sql)
-            return dict(await cursor.fetchall())
+            # binary key columns (migration 0005) come back as bytes
+            return {key.decode(): country_id for key, country_id in await cursor.fetchall()}
     async with raw.execute(sql) as cursor:
         return dict(await cursor.fetchall())
 
@@ -1118,9 +1119,8 @@ async def refresh_on_schedule(app: Starlette) -> None:
         await asyncio.sleep(interval)
 
 
-# LENGTH too: MySQL's utf8mb4_bin is PAD SPACE, so there `region_key = 'africa '` matches 'africa'.
-REGION_IS = "region_key = :region_key AND LENGTH(region_key) = LENGTH(:region_key)"
-CURRENCY_IS = "currency_key = :currency_key AND LENGTH(currency_key) = LENGTH(:currency_key)"
+REGION_IS = "region_key = :region_key"
+CURRENCY_IS = "currency_key = :currency_key"
 LIST_FILTERS = {
     (False, False): "",
     (True, False): f"WHERE {REGION_IS}",

@@ -279,3 +279,11 @@ def test_image_shows_a_kept_country_that_upstream_no_longer_lists(refreshed, ups
     top = [(c["name"], c["estimated_gdp"]) for c in refreshed.get("/countries?sort=gdp_desc&limit=5").json()]
     assert seen[-1] == (10, top)
     assert "Tinyland" not in {name for name, _ in top}
+
+
+def test_names_differing_by_a_trailing_space_are_two_countries(client, upstream, database_url):
+    upstream.countries.respond(200, json=[{"name": "Nigeria", "population": 1}, {"name": "Nigeria ", "population": 2}])
+    body = client.post("/countries/refresh").json()
+    assert (body["total_countries"], body["inserted"]) == (2, 2)
+    assert sorted(query_rows(database_url, "SELECT name, population FROM countries")) == [("Nigeria", 1), ("Nigeria ", 2)]
+    assert client.post("/countries/refresh").json()["updated"] == 2
