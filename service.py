@@ -1528,7 +1528,6 @@ class Operation(NamedTuple):
     body: type | None = None
     headers: tuple[str, ...] = ()  # headers of the success response
     media_type: str = "application/json"
-    protected: bool = False  # needs the bearer token when ADMIN_TOKEN is set
 
 
 STATUS_TEXTS = {
@@ -1595,9 +1594,10 @@ def response_object(status: int, operation: Operation, schemas: dict) -> dict:
     return {"description": STATUS_TEXTS[status], "content": {"application/json": {"schema": schemas[ErrorBody]}}}
 
 
-def operation_object(route: Route, handler: Callable, schemas: dict, settings: Settings) -> dict:
+def operation_object(route: Route, method: str, handler: Callable, schemas: dict, settings: Settings) -> dict:
     operation = OPERATIONS[handler]
-    protected = operation.protected and settings.admin_token is not None
+    # the same rule the token guard applies, so the document cannot disagree with it
+    protected = settings.admin_token is not None and is_protected(method, route.path)
     statuses = {operation.returns[0], *operation.statuses, 500} | ({401} if protected else set())
     described: dict[str, Any] = {
         "operationId": handler.__name__,
@@ -1622,7 +1622,7 @@ def openapi_document(app_routes: list, settings: Settings) -> dict:
     schemas = dict(zip(types, refs))
     paths: dict[str, dict] = {}
     for route, method, handler in found:
-        paths.setdefault(route.path_format, {})[method.lower()] = operation_object(route, handler, schemas, settings)
+        paths.setdefault(route.path_format, {})[method.lower()] = operation_object(route, method, handler, schemas, settings)
     document = {
         "openapi": "3.1.0",
         "info": {"title": "Country Currency & Exchange API", "version": "1.0.0", "description": __doc__.strip()},
@@ -1709,21 +1709,21 @@ routes = [
 WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
 OPERATIONS = {
     refresh_countries: Operation("Refetch both upstreams, recompute every estimate, redraw the image",
-                                 (200, RefreshResult), (408, 413, 503), protected=True),
+                                 (200, RefreshResult), (408, 413, 503)),
     get_image: Operation("The summary PNG of the last refresh", (200, None), (304, 404, 503),
                          headers=("ETag",), media_type="image/png"),
     list_countries: Operation("Countries, filtered, sorted and paged", (200, list[Country]), (400, 503),
                               query=ListQuery, headers=("X-Total-Count",)),
     get_country: Operation("One country by name, case-insensitively", (200, Country), (404, 503)),
-    delete_country: Operation("Delete one country by name", (200, Message), (404, 408, 413, 503), protected=True),
+    delete_country: Operation("Delete one country by name", (200, Message), (404, 408, 413, 503)),
     list_users: Operation("Users, oldest first, paged", (200, list[User]), (400, 503),
-                          query=UserListQuery, headers=("X-Total-Count",), protected=True),
+                          query=UserListQuery, headers=("X-Total-Count",)),
     create_user: Operation("Register a user", (201, User), (400, 408, 409, 413, 415, 503),
-                           body=UserIn, headers=("Location",), protected=True),
-    get_user: Operation("One user; any id that is not a user's is 404", (200, User), (404, 503), protected=True),
-    replace_user: Operation("Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn, protected=True),
-    patch_user: Operation("Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch, protected=True),
-    delete_user: Operation("Delete a user", (200, Message), (404, 408, 413, 503), protected=True),
+                           body=UserIn, headers=("Location",)),
+    get_user: Operation("One user; any id that is not a user's is 404", (200, User), (404, 503)),
+    replace_user: Operation("Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn),
+    patch_user: Operation("Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch),
+    delete_user: Operation("Delete a user", (200, Message), (404, 408, 413, 503)),
     get_status: Operation("How many countries, and when the last refresh was", (200, Status), (503,)),
     healthz: Operation("200 while the process runs", (200, Health)),
     readyz: Operation("200 while the database answers", (200, Health), (503,)),

@@ -428,7 +428,7 @@ def write_report(path: Path, info: dict, results: dict[str, dict], args, problem
         f"- Upstream data: {info['data']}; larger N are renamed copies of it, served by a loopback stub",
         "- Server: `python service.py`, one uvicorn process, LOG_LEVEL=info (a log line per request, to a file), a fresh database for each N",
         "",
-        f"## POST /countries/refresh", "",
+        "## POST /countries/refresh", "",
         f"Seconds end to end, client side. *insert*: the first refresh, into an empty table. *update*: median of"
         f" the {args.refreshes} refreshes after it. fetch … image: median milliseconds of the update runs from"
         " the response's `Server-Timing` header (n/a: the service does not send it). Peak RSS: VmHWM of the"

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import service
-from conftest import COUNTRIES_URL, RATES_URL, dump_database, fixture_bytes, query_rows
+from conftest import dump_database, fixture_bytes, query_rows
 
 FIXTURE_ENTRIES = json.loads(fixture_bytes("countries.json"))
 
