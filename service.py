@@ -1338,13 +1338,13 @@ async def cached(request: Request, key: Any, answer: Callable[[], typing.Awaitab
 
 
 async def list_countries(request: Request) -> Response:
-    query = convert_or_400(query_values(request), ListQuery, strict=False)
-
     async def answer() -> Response:
+        query = convert_or_400(query_values(request), ListQuery, strict=False)
         rows, total = await select_countries(request.app.state.store, query)
         return json_response(rows, headers={"X-Total-Count": str(total)})
 
-    return await cached(request, ("list", *msgspec.structs.astuple(query)), answer)
+    # keyed by the query string as sent, so that a hit skips parsing and validating it again
+    return await cached(request, ("list", request.scope["query_string"]), answer)
 
 
 async def get_country(request: Request) -> Response:

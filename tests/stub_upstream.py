@@ -24,6 +24,9 @@ class StubUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes: with Nagle's algorithm the body then waits
+            # for the client's delayed ACK, 40 ms on every reused connection
+            disable_nagle_algorithm = True
 
             def do_GET(self):
                 stub.hits.append(self.path)
