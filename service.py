@@ -142,7 +142,6 @@ def sqlite_path(database_url: str) -> str:
 
 QUERIES_DIR = HERE / "queries"
 MIGRATIONS_DIR = HERE / "migrations"
-DIALECTS = ("mysql", "sqlite")
 
 
 def load_queries(dialect: str, folder: Path = QUERIES_DIR) -> dict[str, str]:
@@ -170,7 +169,7 @@ def load_queries(dialect: str, folder: Path = QUERIES_DIR) -> dict[str, str]:
 
 @functools.lru_cache(maxsize=None)
 def pyformat(sql: str) -> str:
-    """`:name` placeholders as the MySQL driver's own `%(name)s`, for its bulk executemany."""
+    """`:name` placeholders as the MySQL driver's own `%(name)s`, for SQL sent past `databases`."""
     return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
 
 
@@ -976,9 +975,9 @@ async def upsert_rows(store: Store, connection: databases.core.Connection, rows:
         await raw.executemany(sql, rows)
 
 
-async def write_refresh(store: Store, rows: list[dict], now: dt.datetime, timings: dict[str, float]) -> tuple[int, int, str]:
+async def write_refresh(store: Store, rows: list[dict], now: dt.datetime, timings: dict[str, float]) -> tuple[int, int, str, bytes]:
     """The one transaction of a refresh: upserts, then the summary PNG drawn from the table as it
-    now stands, then the refresh time. Returns (rows before, rows after, refresh time)."""
+    now stands, then the refresh time. Returns (rows before, rows after, refresh time, PNG)."""
     stamp = iso_utc(now)
     queries = store.queries
     async with write_transaction(store) as connection:
@@ -1005,7 +1004,7 @@ async def write_refresh(store: Store, rows: list[dict], now: dt.datetime, timing
         values = {"last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png)}
         async with raw_cursor(store, queries["update_refresh_state"], values):
             pass
-    return before, after, stamp
+    return before, after, stamp, png
 
 
 def save_summary_file(path: str, png: bytes) -> None:
@@ -1016,14 +1015,12 @@ def save_summary_file(path: str, png: bytes) -> None:
     os.replace(partial, target)
 
 
-async def copy_summary_to_file(store: Store, path: str) -> None:
+async def copy_summary_to_file(path: str, png: bytes) -> None:
     """After the commit: a failure here is logged, never turned into a failed refresh."""
     if not path:
         return
     try:
-        image = await select_summary_image(store)
-        if image is not None:
-            await asyncio.to_thread(save_summary_file, path, image[0])
+        await asyncio.to_thread(save_summary_file, path, png)
     except Exception:
         log.exception("could not write the summary image to %s", path)
 
@@ -1044,11 +1041,12 @@ def gc_paused():
 def prepare_rows(
     bodies: tuple[bytes, bytes], settings: Settings, now: dt.datetime, timings: dict[str, float]
 ) -> tuple[list[dict], int]:
-    with gc_paused(), timed(timings, "decode"):
-        countries, rates = decode_upstream(*bodies, settings)
     draw = random.Random().random  # seeded afresh from the OS for every refresh
-    with gc_paused(), timed(timings, "compute"):
-        return build_rows(countries, rates, lambda: 1000 + 1000 * draw(), now)
+    with gc_paused():
+        with timed(timings, "decode"):
+            countries, rates = decode_upstream(*bodies, settings)
+        with timed(timings, "compute"):
+            return build_rows(countries, rates, lambda: 1000 + 1000 * draw(), now)
 
 
 async def refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
@@ -1092,9 +1090,9 @@ async def run_refresh(app: Starlette) -> tuple[RefreshResult, dict[str, float]]:
         raise ApiError(503, "External data source unavailable", f"Could not fetch data from {failure.host}") from None
     write_seconds = max(settings.db_timeout, deadline - asyncio.get_running_loop().time())
     with timed(timings, "db"):
-        before, after, stamp = await bounded(write_seconds, write_refresh(app.state.store, rows, now, timings))
+        before, after, stamp, png = await bounded(write_seconds, write_refresh(app.state.store, rows, now, timings))
     timings["db"] -= timings["image"]
-    await copy_summary_to_file(app.state.store, settings.summary_image_path)
+    await copy_summary_to_file(settings.summary_image_path, png)
     inserted = after - before
     result = RefreshResult(
         message="Countries refreshed successfully", total_countries=after, inserted=inserted,
@@ -1465,7 +1463,7 @@ async def get_image(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "ok"})
+    return json_response(Health(status="ok"))
 
 
 async def readyz(request: Request) -> Response:
@@ -1473,7 +1471,7 @@ async def readyz(request: Request) -> Response:
         await ping(request.app.state.store)
     except Exception:
         raise database_unavailable() from None
-    return json_response({"status": "ok"})
+    return json_response(Health(status="ok"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1498,13 +1496,11 @@ DATABASE_DOWN_CODES = {1040, 1205, 2003, 2006, 2013, 2055}
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, (TimeoutError, ConnectionError)):
-        return True
     if isinstance(exc, pymysql.err.OperationalError):
         return bool(exc.args) and exc.args[0] in DATABASE_DOWN_CODES
     if isinstance(exc, sqlite3.OperationalError):
         return "locked" in str(exc) or "busy" in str(exc)
-    return isinstance(exc, OSError)
+    return isinstance(exc, OSError)  # refused, reset, or TimeoutError from `bounded`
 
 
 def unexpected_error_response(method: str, path: str, error: Exception) -> Response:
