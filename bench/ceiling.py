@@ -43,7 +43,9 @@ def create_app(captured: list[dict]) -> Starlette:
         return endpoint
 
     # one Route per path, as the service has: routing cost stays in the ceiling
-    routes = [Route(path, endpoint_for(by_query), methods=["GET"]) for path, by_query in answers.items()]
+    routes = [
+        Route(path, endpoint_for(by_query), methods=["GET"]) for path, by_query in answers.items()
+    ]
     return Starlette(routes=routes)
 
 
@@ -51,8 +53,12 @@ def main() -> None:
     captured = json.loads(open(sys.argv[1], encoding="utf-8").read())
     port = int(sys.argv[2])
     uvicorn.run(
-        create_app(captured), host="127.0.0.1", port=port,
-        log_level="warning", proxy_headers=False, server_header=False,
+        create_app(captured),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
     )
 
 

@@ -52,12 +52,32 @@ REPLAYED_HEADERS = ("content-type", "x-total-count", "etag", "cache-control")
 # the service's own settings: none may leak in from the caller's environment (an ADMIN_TOKEN
 # would turn every refresh into a 401)
 SERVICE_SETTINGS = (
-    "DATABASE_URL", "COUNTRIES_API_URL", "EXCHANGE_API_URL", "HTTP_TIMEOUT", "REFRESH_INTERVAL",
-    "ADMIN_TOKEN", "SUMMARY_IMAGE_PATH", "MAX_BODY_BYTES", "HOST", "PORT", "LOG_LEVEL", "DB_TIMEOUT",
+    "DATABASE_URL",
+    "COUNTRIES_API_URL",
+    "EXCHANGE_API_URL",
+    "HTTP_TIMEOUT",
+    "REFRESH_INTERVAL",
+    "ADMIN_TOKEN",
+    "SUMMARY_IMAGE_PATH",
+    "MAX_BODY_BYTES",
+    "HOST",
+    "PORT",
+    "LOG_LEVEL",
+    "DB_TIMEOUT",
 )
 PACKAGES = (
-    "starlette", "uvicorn", "uvloop", "httptools", "databases", "SQLAlchemy", "aiosqlite",
-    "aiomysql", "PyMySQL", "msgspec", "httpx", "pillow",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "databases",
+    "SQLAlchemy",
+    "aiosqlite",
+    "aiomysql",
+    "PyMySQL",
+    "msgspec",
+    "httpx",
+    "pillow",
 )
 
 
@@ -86,8 +106,13 @@ def synthetic_base() -> tuple[list[dict], bytes]:
     ]
     countries, rates = [], {"USD": 1}
     for name, capital, region, population, code, rate in specs:
-        country = {"name": name, "capital": capital, "region": region, "population": population,
-                   "flag": f"https://flags.invalid/{name.lower()}.svg"}
+        country = {
+            "name": name,
+            "capital": capital,
+            "region": region,
+            "population": population,
+            "flag": f"https://flags.invalid/{name.lower()}.svg",
+        }
         if code:
             country["currencies"] = [{"code": code, "name": code, "symbol": code}]
             rates[code] = rate
@@ -100,9 +125,15 @@ def load_data(data_dir: Path) -> tuple[list[dict], bytes, str]:
     rates_file = data_dir / "open-er-api-latest-usd.json"
     if countries_file.is_file() and rates_file.is_file():
         countries = json.loads(countries_file.read_bytes())
-        return countries, rates_file.read_bytes(), f"snapshots in {data_dir} ({len(countries)} countries)"
+        return (
+            countries,
+            rates_file.read_bytes(),
+            f"snapshots in {data_dir} ({len(countries)} countries)",
+        )
     countries, rates = synthetic_base()
-    print(f"note: no snapshots in {data_dir}; using {len(countries)} synthetic countries", flush=True)
+    print(
+        f"note: no snapshots in {data_dir}; using {len(countries)} synthetic countries", flush=True
+    )
     return countries, rates, f"synthetic ({len(countries)} countries; snapshots not found)"
 
 
@@ -121,6 +152,10 @@ def countries_body(base: list[dict], n: int) -> bytes:
 # ----- processes and HTTP ----------------------------------------------------------------------
 
 
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -130,8 +165,15 @@ def free_port() -> int:
 def start(cmd: list[str], env: dict, log_path: Path, cwd: Path) -> subprocess.Popen:
     log = open(log_path, "ab")
     try:
-        return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         log.close()  # the child has its own copy
 
@@ -150,7 +192,11 @@ def request(method: str, url: str, timeout: float) -> tuple[int, dict, bytes]:
     req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.read(),
+            )
     except urllib.error.HTTPError as error:
         return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
 
@@ -202,17 +248,36 @@ def time_refreshes(base_url: str, runs: int, timeout: float) -> dict:
         timings.append(parse_server_timing(headers.get("server-timing")))
         last = json.loads(body)
     updates = timings[1:]
-    split = {part: statistics.median(t[part] for t in updates) if all(part in t for t in updates) else None
-             for part in TIMING_PARTS}
-    return {"insert_s": seconds[0], "update_s": statistics.median(seconds[1:]), "runs": runs,
-            "rows": last["total_countries"], "skipped": last["skipped"], "split_ms": split}
+    split = {
+        part: statistics.median(t[part] for t in updates)
+        if all(part in t for t in updates)
+        else None
+        for part in TIMING_PARTS
+    }
+    return {
+        "insert_s": seconds[0],
+        "update_s": statistics.median(seconds[1:]),
+        "runs": runs,
+        "rows": last["total_countries"],
+        "skipped": last["skipped"],
+        "split_ms": split,
+    }
 
 
 WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 def run_wrk(url: str, seconds: float, threads: int, connections: int) -> dict:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "--latency", url]
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        url,
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     out = done.stdout
     if done.returncode != 0 or "Requests/sec" not in out:
@@ -226,7 +291,8 @@ def run_wrk(url: str, seconds: float, threads: int, connections: int) -> dict:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": latency("50"), "p99_ms": latency("99"),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
         "requests": int(re.search(r"(\d+) requests in", out).group(1)),
         "socket_errors": sum(map(int, errors.groups())) if errors else 0,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
@@ -239,20 +305,31 @@ def capture(base_url: str, route: str) -> dict:
     if status != 200:
         raise Failure(f"GET {route} answered {status}: {body[:300]!r}")
     path, _, query = route.partition("?")
-    return {"path": path, "query": query, "status": status, "body_b64": base64.b64encode(body).decode(),
-            "headers": {k: headers[k] for k in REPLAYED_HEADERS if k in headers}, "bytes": len(body)}
+    return {
+        "path": path,
+        "query": query,
+        "status": status,
+        "body_b64": base64.b64encode(body).decode(),
+        "headers": {k: headers[k] for k in REPLAYED_HEADERS if k in headers},
+        "bytes": len(body),
+    }
 
 
 def wrk_route(base_url: str, route: str, args, label: str, tag: str, problems: list[str]) -> dict:
     result = run_wrk(base_url + route, args.seconds, args.threads, args.connections)
-    print(f"  {label:8} {route:42} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
-          f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}", flush=True)
+    print(
+        f"  {label:8} {route:42} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
+        f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}",
+        flush=True,
+    )
     if result["non2xx"]:
         problems.append(f"{tag} {label} GET {route}: {result['non2xx']} non-2xx answers under wrk")
     return result
 
 
-def measure_reads(base_url: str, routes: list[str], args, workdir: Path, tag: str, problems: list[str]) -> list[dict]:
+def measure_reads(
+    base_url: str, routes: list[str], args, workdir: Path, tag: str, problems: list[str]
+) -> list[dict]:
     """Each route checked once and its bytes handed to the ceiling; then, route by route, wrk
     against the service and right after against the ceiling, so that both see the same machine
     (a shared VM drifts by tens of percent over a minute)."""
@@ -261,7 +338,12 @@ def measure_reads(base_url: str, routes: list[str], args, workdir: Path, tag: st
     responses.write_text(json.dumps(captured))
     port = free_port()
     log_path = workdir / f"ceiling-{tag}.log"
-    proc = start([sys.executable, str(BENCH / "ceiling.py"), str(responses), str(port)], clean_env(), log_path, workdir)
+    proc = start(
+        [sys.executable, str(BENCH / "ceiling.py"), str(responses), str(port)],
+        clean_env(),
+        log_path,
+        workdir,
+    )
     rows = []
     try:
         wait_for_port(port, proc, log_path)
@@ -295,9 +377,15 @@ def wait_for_port(port: int, proc: subprocess.Popen, log_path: Path, seconds: fl
 def mysql_connect(url: str, database: str | None):
     parts = urllib.parse.urlsplit(url)
     return pymysql.connect(
-        host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
-        user=urllib.parse.unquote(parts.username or "root"), password=urllib.parse.unquote(parts.password or ""),
-        database=database, charset="utf8mb4", autocommit=True, connect_timeout=5, read_timeout=60,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=urllib.parse.unquote(parts.username or "root"),
+        password=urllib.parse.unquote(parts.password or ""),
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=5,
+        read_timeout=60,
     )
 
 
@@ -312,13 +400,18 @@ def mysql_reset(url: str, drop_only: bool = False) -> None:
     with contextlib.closing(mysql_connect(url, None)) as connection, connection.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{mysql_name(url)}`")
         if not drop_only:
-            cursor.execute(f"CREATE DATABASE `{mysql_name(url)}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            cursor.execute(
+                f"CREATE DATABASE `{mysql_name(url)}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            )
 
 
 def mysql_version(url: str) -> str | None:
     """The server's version, or None (with the reason printed) if it cannot be reached."""
     try:
-        with contextlib.closing(mysql_connect(url, None)) as connection, connection.cursor() as cursor:
+        with (
+            contextlib.closing(mysql_connect(url, None)) as connection,
+            connection.cursor() as cursor,
+        ):
             cursor.execute("SELECT VERSION()")
             return cursor.fetchone()[0]
     except pymysql.err.Error as error:
@@ -347,18 +440,28 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in SERVICE_SETTINGS}
 
 
-def bench_database(kind: str, args, stub: StubUpstream, base: list[dict], workdir: Path, problems: list[str]) -> dict:
+def bench_database(
+    kind: str, args, stub: StubUpstream, base: list[dict], workdir: Path, problems: list[str]
+) -> dict:
     results = {"refresh": [], "reads": []}
     for n in args.sizes:
         tag = f"{kind}-{n}"
         stub.routes["/countries"] = (200, countries_body(base, n))
         port = free_port()
-        env = {**clean_env(), "DATABASE_URL": fresh_database(kind, args.mysql_url, workdir, tag),
-               "COUNTRIES_API_URL": stub.url + "/countries", "EXCHANGE_API_URL": stub.url + "/rates",
-               "HTTP_TIMEOUT": "60", "REFRESH_INTERVAL": "0", "ADMIN_TOKEN": "",
-               "SUMMARY_IMAGE_PATH": str(workdir / f"{tag}.png"), "HOST": "127.0.0.1", "PORT": str(port),
-               # the default: operators keep the line per request, so it is part of what we measure
-               "LOG_LEVEL": "info"}
+        env = {
+            **clean_env(),
+            "DATABASE_URL": fresh_database(kind, args.mysql_url, workdir, tag),
+            "COUNTRIES_API_URL": stub.url + "/countries",
+            "EXCHANGE_API_URL": stub.url + "/rates",
+            "HTTP_TIMEOUT": "60",
+            "REFRESH_INTERVAL": "0",
+            "ADMIN_TOKEN": "",
+            "SUMMARY_IMAGE_PATH": str(workdir / f"{tag}.png"),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            # the default: operators keep the line per request, so it is part of what we measure
+            "LOG_LEVEL": "info",
+        }
         log_path = workdir / f"service-{tag}.log"
         proc = start([sys.executable, str(REPO / "service.py")], env, log_path, workdir)
         base_url = f"http://127.0.0.1:{port}"
@@ -367,16 +470,27 @@ def bench_database(kind: str, args, stub: StubUpstream, base: list[dict], workdi
             print(f"{kind}: N = {n:,}: refresh x {args.refreshes + 1}", flush=True)
             refresh = time_refreshes(base_url, args.refreshes, args.refresh_timeout)
             refresh.update(n=n, peak_rss_mib=peak_rss_mib(proc.pid))
-            print(f"  insert {refresh['insert_s']:.3f} s, update median {refresh['update_s']:.3f} s,"
-                  f" rows {refresh['rows']:,}, peak RSS {refresh['peak_rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"  insert {refresh['insert_s']:.3f} s, update median {refresh['update_s']:.3f} s,"
+                f" rows {refresh['rows']:,}, peak RSS {refresh['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
             results["refresh"].append(refresh)
-            routes = READ_ROUTES if n == args.sizes[0] else SCALE_ROUTES if n == args.sizes[-1] and args.scale_reads else []
+            routes = (
+                READ_ROUTES
+                if n == args.sizes[0]
+                else SCALE_ROUTES
+                if n == args.sizes[-1] and args.scale_reads
+                else []
+            )
             if routes:
                 for row in measure_reads(base_url, routes, args, workdir, tag, problems):
                     results["reads"].append({**row, "rows": refresh["rows"]})
         except (Failure, OSError) as failure:  # OSError: the server stopped answering
             if proc.poll() is not None:
-                failure = f"{failure} (the server had exited with {proc.returncode}; see {log_path})"
+                failure = (
+                    f"{failure} (the server had exited with {proc.returncode}; see {log_path})"
+                )
             print(f"FAILED: {kind} N = {n:,}: {failure}", flush=True)
             problems.append(f"{kind} N = {n:,}: {failure}")
         finally:
@@ -388,23 +502,39 @@ def bench_database(kind: str, args, stub: StubUpstream, base: list[dict], workdi
 
 
 def machine_info(mariadb: str | None, args, data_source: str, load: str) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
     mem_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
     versions = []
     for package in PACKAGES:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions.append(f"{package} {importlib.metadata.version(package)}")
     wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=10)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, timeout=10).stdout.strip()
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout.strip()
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(), "cpu": cpu, "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
-        "python": platform.python_version(), "packages": ", ".join(versions),
-        "sqlite": sqlite3.sqlite_version, "mariadb": mariadb,
-        "wrk": (wrk.stdout + wrk.stderr).split("Copyright")[0].strip(), "commit": commit or "unknown",
-        "data": data_source, "load": load,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "python": platform.python_version(),
+        "packages": ", ".join(versions),
+        "sqlite": sqlite3.sqlite_version,
+        "mariadb": mariadb,
+        "wrk": (wrk.stdout + wrk.stderr).split("Copyright")[0].strip(),
+        "commit": commit or "unknown",
+        "data": data_source,
+        "load": load,
     }
 
 
@@ -412,40 +542,60 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
-def write_report(path: Path, info: dict, results: dict[str, dict], args, problems: list[str], notes: list[str]) -> None:
+def write_report(
+    path: Path, info: dict, results: dict[str, dict], args, problems: list[str], notes: list[str]
+) -> None:
     mode = "quick" if args.quick else "full"
     lines = [
-        "# Benchmark results", "",
+        "# Benchmark results",
+        "",
         f"`python bench/run.py{' --quick' if args.quick else ''}` ({mode} mode), {info['date']},"
-        f" repository at commit {info['commit']}.", "",
-        "## Machine", "",
+        f" repository at commit {info['commit']}.",
+        "",
+        "## Machine",
+        "",
         f"- {info['nproc']} CPUs (nproc), {info['cpu']}, {info['memory']} memory; wrk and the server share them",
         f"- Load average (1, 5, 15 min) {info['load']}: other work on the machine shows here",
         f"- Python {info['python']}; {info['packages']}",
         f"- SQLite {info['sqlite']} (WAL, file on local disk); "
-        + (f"MariaDB {info['mariadb']} on loopback" if info["mariadb"] else "MariaDB: not measured (could not connect)"),
+        + (
+            f"MariaDB {info['mariadb']} on loopback"
+            if info["mariadb"]
+            else "MariaDB: not measured (could not connect)"
+        ),
         f"- {info['wrk']}: {args.threads} threads, {args.connections} connections, {args.seconds:g} s per route",
         f"- Upstream data: {info['data']}; larger N are renamed copies of it, served by a loopback stub",
-        "- Server: `python service.py`, one uvicorn process, LOG_LEVEL=info (a log line per request, to a file), a fresh database for each N",
+        "- Server: `python service.py`, one uvicorn process, LOG_LEVEL=info"
+        " (a log line per request, to a file), a fresh database for each N",
         "",
-        "## POST /countries/refresh", "",
+        "## POST /countries/refresh",
+        "",
         f"Seconds end to end, client side. *insert*: the first refresh, into an empty table. *update*: median of"
         f" the {args.refreshes} refreshes after it. fetch … image: median milliseconds of the update runs from"
         " the response's `Server-Timing` header (n/a: the service does not send it). Peak RSS: VmHWM of the"
-        " server process after all refreshes of that N.", "",
-        "| database | N | rows | insert s | update s | fetch ms | decode ms | compute ms | db ms | image ms | peak RSS MiB |",
+        " server process after all refreshes of that N.",
+        "",
+        "| database | N | rows | insert s | update s | fetch ms | decode ms | compute ms | db ms | image ms"
+        " | peak RSS MiB |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for kind, result in results.items():
         for r in result["refresh"]:
             split = [fmt(r["split_ms"][part]) for part in TIMING_PARTS]
-            lines.append(f"| {kind} | {r['n']:,} | {r['rows']:,} | {r['insert_s']:.3f} | {r['update_s']:.3f} | "
-                         + " | ".join(split) + f" | {fmt(r['peak_rss_mib'], 0)} |")
+            lines.append(
+                f"| {kind} | {r['n']:,} | {r['rows']:,} | {r['insert_s']:.3f} | {r['update_s']:.3f} | "
+                + " | ".join(split)
+                + f" | {fmt(r['peak_rss_mib'], 0)} |"
+            )
     lines += [
-        "", "## Reads", "",
+        "",
+        "## Reads",
+        "",
         "wrk against the service, then against bench/ceiling.py serving the same bytes from memory."
-        " *÷ ceiling*: the service's requests per second over the ceiling's. Latency in ms.", "",
-        "| database | rows | route | body bytes | req/s | p50 | p99 | ceiling req/s | ceiling p50 | ceiling p99 | ÷ ceiling |",
+        " *÷ ceiling*: the service's requests per second over the ceiling's. Latency in ms.",
+        "",
+        "| database | rows | route | body bytes | req/s | p50 | p99 | ceiling req/s | ceiling p50"
+        " | ceiling p99 | ÷ ceiling |",
         "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for kind, result in results.items():
@@ -455,9 +605,14 @@ def write_report(path: Path, info: dict, results: dict[str, dict], args, problem
             lines.append(
                 f"| {kind} | {r['rows']:,} | `GET {r['route']}` | {r['bytes']:,} | {ours['rps']:,.0f} | "
                 f"{ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | {ceiling['rps']:,.0f} | {ceiling['p50_ms']:.2f} | "
-                f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 3)} |")
+                f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 3)} |"
+            )
     if notes or problems:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in notes] + [f"- FAILED: {p}" for p in problems]
+        lines += (
+            ["", "## Notes", ""]
+            + [f"- {note}" for note in notes]
+            + [f"- FAILED: {p}" for p in problems]
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -466,18 +621,39 @@ def write_report(path: Path, info: dict, results: dict[str, dict], args, problem
 
 
 def parse_args(argv: list[str] | None = None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small N, 1 s per route, 2 refreshes (for CI)")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data",
-                        help="folder with the two upstream snapshots (default: ../shared/data)")
-    parser.add_argument("--mysql-url", default=os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bench"),
-                        help="MariaDB server and a database name the bench may drop and create"
-                             " (default: env BENCH_MYSQL_URL or mysql://root@127.0.0.1:3306/bench)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small N, 1 s per route, 2 refreshes (for CI)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO.parent / "shared" / "data",
+        help="folder with the two upstream snapshots (default: ../shared/data)",
+    )
+    parser.add_argument(
+        "--mysql-url",
+        default=os.environ.get("BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/bench"),
+        help="MariaDB server and a database name the bench may drop and create"
+        " (default: env BENCH_MYSQL_URL or mysql://root@127.0.0.1:3306/bench)",
+    )
     parser.add_argument("--skip-mysql", action="store_true", help="SQLite only")
-    parser.add_argument("--out", type=Path, help="report (default: bench/RESULTS.md; quick: bench/out/RESULTS-quick.md)")
-    parser.add_argument("--seconds", type=int, help="wrk duration per route, whole seconds (default 5; quick 1)")
-    parser.add_argument("--refreshes", type=int, help="update refreshes timed per N (default 7; quick 2)")
-    parser.add_argument("--refresh-timeout", type=float, default=600, help="seconds one refresh may take")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report (default: bench/RESULTS.md; quick: bench/out/RESULTS-quick.md)",
+    )
+    parser.add_argument(
+        "--seconds", type=int, help="wrk duration per route, whole seconds (default 5; quick 1)"
+    )
+    parser.add_argument(
+        "--refreshes", type=int, help="update refreshes timed per N (default 7; quick 2)"
+    )
+    parser.add_argument(
+        "--refresh-timeout", type=float, default=600, help="seconds one refresh may take"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
@@ -485,7 +661,9 @@ def parse_args(argv: list[str] | None = None):
     args.scale_reads = not args.quick  # reads at 100,000 rows: full mode only
     args.seconds = args.seconds or (1 if args.quick else 5)
     args.refreshes = args.refreshes or (2 if args.quick else 7)
-    args.out = args.out or (BENCH / "out" / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
+    args.out = args.out or (
+        BENCH / "out" / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md"
+    )
     return args
 
 
@@ -494,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: apt-get install -y wrk")
     started = time.monotonic()
-    load_before = "%.2f %.2f %.2f" % os.getloadavg()
+    load_before = load_average()
     workdir = BENCH / "out" / "work"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
@@ -512,7 +690,19 @@ def main(argv: list[str] | None = None) -> int:
             if mariadb:
                 with contextlib.suppress(pymysql.err.Error):
                     mysql_reset(args.mysql_url, drop_only=True)
-    write_report(args.out, machine_info(mariadb, args, data_source, f"{load_before} before the run, {'%.2f %.2f %.2f' % os.getloadavg()} after"), results, args, problems, notes)
+    write_report(
+        args.out,
+        machine_info(
+            mariadb,
+            args,
+            data_source,
+            f"{load_before} before the run, {load_average()} after",
+        ),
+        results,
+        args,
+        problems,
+        notes,
+    )
     print(f"wrote {args.out} in {time.monotonic() - started:.0f} s", flush=True)
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)

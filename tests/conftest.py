@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import socket
 import sqlite3
+import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
+import httpx
 import pymysql
 import pytest
 import respx
@@ -18,12 +23,14 @@ from starlette.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import service  # noqa: E402
+from countries import db  # noqa: E402
+from stub_upstream import StubUpstream  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COUNTRIES_URL = "http://countries.test/v2/all"
 RATES_URL = "http://rates.test/v6/latest/USD"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
-ON_MYSQL = service.dialect_of(TEST_DATABASE_URL or "sqlite://") == "mysql"
+ON_MYSQL = db.dialect_of(TEST_DATABASE_URL or "sqlite://") == "mysql"
 
 
 def fixture_bytes(name: str) -> bytes:
@@ -36,8 +43,12 @@ def fixture_bytes(name: str) -> bytes:
 def mysql_connect(url: str, database: str | None = None):
     parts = urllib.parse.urlsplit(url)
     return pymysql.connect(
-        host=parts.hostname, port=parts.port or 3306, user=urllib.parse.unquote(parts.username or "root"),
-        password=urllib.parse.unquote(parts.password or ""), charset="utf8mb4", autocommit=True,
+        host=parts.hostname,
+        port=parts.port or 3306,
+        user=urllib.parse.unquote(parts.username or "root"),
+        password=urllib.parse.unquote(parts.password or ""),
+        charset="utf8mb4",
+        autocommit=True,
         database=database if database is not None else parts.path.lstrip("/") or None,
     )
 
@@ -45,7 +56,7 @@ def mysql_connect(url: str, database: str | None = None):
 @contextlib.contextmanager
 def raw_connection(url: str):
     """A plain DB-API connection to the test database, for setting up and inspecting it."""
-    if service.dialect_of(url) == "mysql":
+    if db.dialect_of(url) == "mysql":
         connection = mysql_connect(url)
     else:
         connection = sqlite3.connect(urllib.parse.urlsplit(url).path[1:], isolation_level=None)
@@ -57,10 +68,12 @@ def raw_connection(url: str):
 
 def app_tables(connection, url: str) -> list[str]:
     cursor = connection.cursor()
-    if service.dialect_of(url) == "mysql":
+    if db.dialect_of(url) == "mysql":
         cursor.execute("SHOW TABLES")
     else:
-        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        cursor.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
     return sorted(row[0] for row in cursor.fetchall() if not row[0].startswith(("_yoyo", "yoyo")))
 
 
@@ -72,23 +85,25 @@ def dump_database(url: str) -> dict[str, list[tuple]]:
             cursor = connection.cursor()
             cursor.execute(f"SELECT * FROM {table}")
             dump[table] = sorted(cursor.fetchall(), key=repr)
-        if service.dialect_of(url) == "sqlite":
-            dump["sqlite_sequence"] = sorted(connection.execute("SELECT * FROM sqlite_sequence").fetchall())
+        if db.dialect_of(url) == "sqlite":
+            dump["sqlite_sequence"] = sorted(
+                connection.execute("SELECT * FROM sqlite_sequence").fetchall()
+            )
         return dump
 
 
 def query_rows(url: str, sql: str, params: tuple = ()) -> list[tuple]:
     with raw_connection(url) as connection:
         cursor = connection.cursor()
-        cursor.execute(sql if service.dialect_of(url) == "sqlite" else sql.replace("?", "%s"), params)
+        cursor.execute(sql if db.dialect_of(url) == "sqlite" else sql.replace("?", "%s"), params)
         return list(cursor.fetchall())
 
 
 def execute(url: str, sql: str, params: tuple = ()) -> None:
     with raw_connection(url) as connection:
         cursor = connection.cursor()
-        cursor.execute(sql if service.dialect_of(url) == "sqlite" else sql.replace("?", "%s"), params)
-        if service.dialect_of(url) == "sqlite":
+        cursor.execute(sql if db.dialect_of(url) == "sqlite" else sql.replace("?", "%s"), params)
+        if db.dialect_of(url) == "sqlite":
             connection.commit()
 
 
@@ -101,8 +116,10 @@ def mysql_database_url():
     name = parts.path.lstrip("/") or "test"
     with contextlib.closing(mysql_connect(TEST_DATABASE_URL, database="")) as connection:
         connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
-        connection.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    service.apply_migrations(TEST_DATABASE_URL)
+        connection.cursor().execute(
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        )
+    db.apply_migrations(TEST_DATABASE_URL)
     return TEST_DATABASE_URL
 
 
@@ -121,7 +138,7 @@ def database_url(tmp_path, mysql_database_url):
         empty_mysql_database(mysql_database_url)
         return mysql_database_url
     url = f"sqlite:///{tmp_path / 'countries.db'}"
-    service.apply_migrations(url)
+    db.apply_migrations(url)
     return url
 
 
@@ -140,7 +157,9 @@ def settings(database_url, tmp_path) -> service.Settings:
 
 
 def make_client(settings: service.Settings) -> TestClient:
-    return TestClient(service.create_app(settings), raise_server_exceptions=False)
+    app = service.create_app(settings)
+    app.state.backoff = lambda attempt: 0  # retries at once: no test waits for the jitter
+    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -153,7 +172,9 @@ def client(settings):
 def upstream():
     """Both upstreams answering the small fixtures; tests replace `.countries` / `.rates` routes."""
     with respx.mock(assert_all_called=False) as router:
-        router.countries = router.get(COUNTRIES_URL).respond(200, content=fixture_bytes("countries.json"))
+        router.countries = router.get(COUNTRIES_URL).respond(
+            200, content=fixture_bytes("countries.json")
+        )
         router.rates = router.get(RATES_URL).respond(200, content=fixture_bytes("rates.json"))
         yield router
 
@@ -164,3 +185,107 @@ def refreshed(client, upstream):
     response = client.post("/countries/refresh")
     assert response.status_code == 200, response.text
     return client
+
+
+# ----- the real server ----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+# what a server started by a test inherits: nothing of the developer's settings or .env
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_environment(settings: dict[str, str]) -> dict[str, str]:
+    inherited = {name: os.environ[name] for name in INHERITED if name in os.environ}
+    return {**inherited, "HOST": "127.0.0.1", "LOG_LEVEL": "info", **settings}
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], log_path: Path):
+    """`python service.py` with only `env` for settings, in the log's folder (so no .env of the
+    developer's is read), on a free port; yields (base URL, process) once /healthz answers, and
+    always stops it: SIGTERM, then SIGKILL if it is still there 10 s later."""
+    port = free_port()
+    environ = clean_environment({"PORT": str(port), **env})
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "service.py")],
+            cwd=log_path.parent,
+            env=environ,
+            stdout=log,
+            stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start:\n{log_path.read_text()}")
+            time.sleep(0.1)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def stub():
+    """Both upstreams over real HTTP on loopback, answering the small fixtures."""
+    routes = {
+        "/countries": (200, fixture_bytes("countries.json")),
+        "/rates": (200, fixture_bytes("rates.json")),
+    }
+    with StubUpstream(routes) as server:
+        yield server
+
+
+def stub_env(stub: StubUpstream, database_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The settings of a real server on `database_url` whose upstreams are `stub`."""
+    return {
+        "DATABASE_URL": database_url,
+        "COUNTRIES_API_URL": f"{stub.url}/countries",
+        "EXCHANGE_API_URL": f"{stub.url}/rates",
+        "HTTP_TIMEOUT": "2",
+        "SUMMARY_IMAGE_PATH": str(tmp_path / "summary.png"),
+        **extra,
+    }
+
+
+@pytest.fixture
+def server(stub, database_url, tmp_path):
+    """The base URL of a real server on the test database, its upstreams the stub."""
+    with running_server(stub_env(stub, database_url, tmp_path), tmp_path / "server.log") as (
+        url,
+        _,
+    ):
+        yield url
+
+
+def unchanged(database_url: str):
+    """A context in which the database must not change: `with unchanged(url): ...`."""
+    return _Unchanged(database_url)
+
+
+class _Unchanged:
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+
+    def __enter__(self):
+        self.before = dump_database(self.database_url)
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            assert dump_database(self.database_url) == self.before, "the database changed"

@@ -30,7 +30,9 @@ class StubUpstream:
 
             def do_GET(self):
                 stub.hits.append(self.path)
-                status, body, *delay = stub.routes.get(self.path, (404, b'{"error":"no such stub"}'))
+                status, body, *delay = stub.routes.get(
+                    self.path, (404, b'{"error":"no such stub"}')
+                )
                 if delay:
                     time.sleep(delay[0])
                 self.send_response(status)
@@ -47,7 +49,7 @@ class StubUpstream:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StubUpstream":
+    def __enter__(self) -> StubUpstream:
         self.thread.start()
         return self
 

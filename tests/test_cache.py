@@ -8,8 +8,8 @@ import time
 import pytest
 from starlette.responses import Response
 
-import service
 from conftest import execute, make_client
+from countries import web
 
 
 def test_delete_is_seen_by_the_next_read_in_the_same_process(refreshed):
@@ -34,7 +34,9 @@ def test_refresh_is_seen_by_the_next_read_in_the_same_process(refreshed, upstrea
 
 def test_user_write_is_seen_by_the_next_read(client):
     assert client.get("/users").json() == []
-    created = client.post("/users", json={"name": "Ada", "email": "ada@example.com", "age": 36}).json()
+    created = client.post(
+        "/users", json={"name": "Ada", "email": "ada@example.com", "age": 36}
+    ).json()
     assert [u["id"] for u in client.get("/users").json()] == [created["id"]]
 
 
@@ -43,18 +45,20 @@ def test_write_by_another_process_is_seen_within_the_recheck_interval(refreshed,
         assert other_process.get("/countries/Ghana").status_code == 200
         assert other_process.get("/status").json()["total_countries"] == 9
         refreshed.delete("/countries/Ghana")
-        deadline = time.monotonic() + service.CACHE_RECHECK_SECONDS + 1.0
+        deadline = time.monotonic() + web.CACHE_RECHECK_SECONDS + 1.0
         while other_process.get("/countries/Ghana").status_code == 200:
             assert time.monotonic() < deadline, "the other process still serves the deleted country"
             time.sleep(0.05)
         assert other_process.get("/status").json()["total_countries"] == 8
 
 
-def test_change_made_straight_in_the_database_is_seen_within_the_recheck_interval(refreshed, database_url):
+def test_change_made_straight_in_the_database_is_seen_within_the_recheck_interval(
+    refreshed, database_url
+):
     assert refreshed.get("/countries/Ghana").json()["population"] == 31072945
     execute(database_url, "UPDATE countries SET population = 1 WHERE name = 'Ghana'")
     execute(database_url, "UPDATE refresh_state SET data_version = data_version + 1")
-    time.sleep(service.CACHE_RECHECK_SECONDS + 0.1)
+    time.sleep(web.CACHE_RECHECK_SECONDS + 0.1)
     assert refreshed.get("/countries/Ghana").json()["population"] == 1
 
 
@@ -63,7 +67,7 @@ def answer(size: int) -> Response:
 
 
 def test_answer_read_before_a_write_is_not_kept():
-    cache = service.ResponseCache()
+    cache = web.ResponseCache()
     generation = cache.generation
     cache.forget()  # a write committed while the answer was being read
     cache.put("key", generation, answer(10))
@@ -71,7 +75,7 @@ def test_answer_read_before_a_write_is_not_kept():
 
 
 def test_cache_keeps_to_its_byte_budget_dropping_the_least_recently_used():
-    cache = service.ResponseCache(max_bytes=400)
+    cache = web.ResponseCache(max_bytes=400)
     for key in "abc":
         cache.put(key, cache.generation, answer(100))
     cache.get("a")
@@ -81,7 +85,9 @@ def test_cache_keeps_to_its_byte_budget_dropping_the_least_recently_used():
     assert cache.get("b") is None and cache.get("a") is not None and cache.get("e") is not None
 
 
-@pytest.mark.parametrize("query", ["/countries?sort=gdp_desc&limit=2", "/countries?region=africa", "/countries/ghana"])
+@pytest.mark.parametrize(
+    "query", ["/countries?sort=gdp_desc&limit=2", "/countries?region=africa", "/countries/ghana"]
+)
 def test_cached_answer_is_the_same_as_a_fresh_one(refreshed, settings, query):
     first, second = refreshed.get(query), refreshed.get(query)
     with make_client(settings) as fresh_process:

@@ -6,23 +6,35 @@ import datetime as dt
 import io
 import itertools
 import json
+import re
+from pathlib import Path
+from typing import Annotated
 
 import msgspec
 import pytest
 from PIL import Image
 
 import service
+from countries import core, db, sources, web
 
-NOW = dt.datetime(2025, 10, 22, 18, 0, 0, tzinfo=dt.timezone.utc)
-RATES = {"USD": 1, "NGN": 1600.23, "EUR": 0.903, "ZERO": 0, "NEG": -2.5, "TEXT": "1.5", "BOOL": True}
+NOW = dt.datetime(2025, 10, 22, 18, 0, 0, tzinfo=dt.UTC)
+RATES = {
+    "USD": 1,
+    "NGN": 1600.23,
+    "EUR": 0.903,
+    "ZERO": 0,
+    "NEG": -2.5,
+    "TEXT": "1.5",
+    "BOOL": True,
+}
 
 
 def raw(entries: list) -> list[msgspec.Raw]:
-    return service.parse_countries(json.dumps(entries).encode())
+    return core.parse_countries(json.dumps(entries).encode())
 
 
 def build(entries: list, rates: dict = RATES, draw=lambda: 1500.0):
-    return service.build_rows(raw(entries), rates, draw, NOW)
+    return core.build_rows(raw(entries), rates, draw, NOW)
 
 
 def one_row(entry: dict, rates: dict = RATES, draw=lambda: 1500.0) -> dict:
@@ -32,8 +44,14 @@ def one_row(entry: dict, rates: dict = RATES, draw=lambda: 1500.0) -> dict:
 
 
 def nigeria(**changes) -> dict:
-    entry = {"name": "Nigeria", "capital": "Abuja", "region": "Africa", "population": 200,
-             "flag": "https://flagcdn.com/ng.svg", "currencies": [{"code": "NGN"}]}
+    entry = {
+        "name": "Nigeria",
+        "capital": "Abuja",
+        "region": "Africa",
+        "population": 200,
+        "flag": "https://flagcdn.com/ng.svg",
+        "currencies": [{"code": "NGN"}],
+    }
     entry.update(changes)
     return {key: value for key, value in entry.items() if value is not ...}
 
@@ -42,17 +60,17 @@ def nigeria(**changes) -> dict:
 
 
 def test_names_compare_case_insensitively_for_all_of_unicode():
-    assert service.text_key("ÅLAND ISLANDS") == service.text_key("Åland Islands")
-    assert service.text_key("CURAÇAO") == service.text_key("curaçao")
+    assert core.text_key("ÅLAND ISLANDS") == core.text_key("Åland Islands")
+    assert core.text_key("CURAÇAO") == core.text_key("curaçao")
 
 
 def test_names_compare_accent_sensitively():
-    assert service.text_key("Aland Islands") != service.text_key("Åland Islands")
+    assert core.text_key("Aland Islands") != core.text_key("Åland Islands")
 
 
 def test_names_compare_after_nfc_normalisation():
     decomposed = "A\u030aland Islands"
-    assert service.text_key(decomposed) == service.text_key("Åland Islands")
+    assert core.text_key(decomposed) == core.text_key("Åland Islands")
 
 
 # ----- per-country rules ---------------------------------------------------------------------------
@@ -72,8 +90,12 @@ def test_gdp_uses_the_drawn_multiplier_at_both_ends_of_the_range(multiplier):
 
 def test_multiplier_is_drawn_afresh_for_every_country():
     draws = itertools.count(1000)
-    rows, _ = build([nigeria(name="A"), nigeria(name="B"), nigeria(name="C")], draw=lambda: float(next(draws)))
-    assert [row["estimated_gdp"] for row in rows] == [round(200 * m / 1600.23, 2) for m in (1000, 1001, 1002)]
+    rows, _ = build(
+        [nigeria(name="A"), nigeria(name="B"), nigeria(name="C")], draw=lambda: float(next(draws))
+    )
+    assert [row["estimated_gdp"] for row in rows] == [
+        round(200 * m / 1600.23, 2) for m in (1000, 1001, 1002)
+    ]
 
 
 def test_country_without_currencies_key_gets_zero_gdp_and_no_code():
@@ -81,7 +103,9 @@ def test_country_without_currencies_key_gets_zero_gdp_and_no_code():
     assert (row["currency_code"], row["exchange_rate"], row["estimated_gdp"]) == (None, None, 0)
 
 
-@pytest.mark.parametrize("currencies", [None, [], "NGN", {"code": "NGN"}, [{"name": "Naira"}], [{"code": 5}], ["NGN"]])
+@pytest.mark.parametrize(
+    "currencies", [None, [], "NGN", {"code": "NGN"}, [{"name": "Naira"}], [{"code": 5}], ["NGN"]]
+)
 def test_unusable_currencies_count_as_no_currency(currencies):
     row = one_row(nigeria(currencies=currencies))
     assert (row["currency_code"], row["exchange_rate"], row["estimated_gdp"]) == (None, None, 0)
@@ -109,7 +133,9 @@ def test_flag_becomes_flag_url_and_missing_capital_and_region_are_null():
     assert row["capital"] is None and row["region"] is None and row["region_key"] is None
 
 
-@pytest.mark.parametrize("field, column", [("capital", "capital"), ("region", "region"), ("flag", "flag_url")])
+@pytest.mark.parametrize(
+    "field, column", [("capital", "capital"), ("region", "region"), ("flag", "flag_url")]
+)
 @pytest.mark.parametrize("value", [5, ["Abuja"], {"x": 1}, True, ""])
 def test_non_string_capital_region_or_flag_is_stored_as_null(field, column, value):
     assert one_row(nigeria(**{field: value}))[column] is None
@@ -143,7 +169,9 @@ def test_entry_without_a_valid_name_or_population_is_skipped(entry):
 
 
 def test_names_differing_only_in_case_are_one_country_and_the_later_wins():
-    rows, skipped = build([nigeria(population=1), nigeria(name="Ghana"), nigeria(name="NIGERIA", population=2)])
+    rows, skipped = build(
+        [nigeria(population=1), nigeria(name="Ghana"), nigeria(name="NIGERIA", population=2)]
+    )
     assert skipped == 0
     assert [(row["name"], row["population"]) for row in rows] == [("Ghana", 200), ("NIGERIA", 2)]
 
@@ -168,57 +196,75 @@ def test_non_ascii_names_keep_their_spelling():
 
 @pytest.mark.parametrize("body", [b"", b"not json", b'{"a": 1}', b"42", b'"text"', b"[1, 2"])
 def test_countries_body_that_is_not_a_json_array_is_a_failure(body):
-    assert service.parse_countries(body) is None
+    assert core.parse_countries(body) is None
 
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"result": "error", "rates": {"NGN": 1}}', b'{"result": "success"}', b'{"rates": {"NGN": 1}}',
-     b'{"result": "success", "rates": [1]}', b"[]", b"<html>", b""],
+    [
+        b'{"result": "error", "rates": {"NGN": 1}}',
+        b'{"result": "success"}',
+        b'{"rates": {"NGN": 1}}',
+        b'{"result": "success", "rates": [1]}',
+        b"[]",
+        b"<html>",
+        b"",
+    ],
 )
 def test_rates_body_without_success_and_a_rates_object_is_a_failure(body):
-    assert service.parse_rates(body) is None
+    assert core.parse_rates(body) is None
 
 
 def test_rates_body_with_success_gives_the_rates():
-    assert service.parse_rates(b'{"result": "success", "rates": {"NGN": 1600.5}}') == {"NGN": 1600.5}
+    assert core.parse_rates(b'{"result": "success", "rates": {"NGN": 1600.5}}') == {"NGN": 1600.5}
 
 
 @pytest.mark.parametrize(
     "url, host",
-    [("https://restcountries.com/v2/all?fields=name", "restcountries.com"),
-     ("https://open.er-api.com/v6/latest/USD", "open.er-api.com"),
-     ("http://127.0.0.1:8901/rates", "127.0.0.1:8901")],
+    [
+        ("https://restcountries.com/v2/all?fields=name", "restcountries.com"),
+        ("https://open.er-api.com/v6/latest/USD", "open.er-api.com"),
+        ("http://127.0.0.1:8901/rates", "127.0.0.1:8901"),
+    ],
 )
 def test_upstream_host_names_the_port_only_when_the_url_does(url, host):
-    assert service.upstream_host(url) == host
+    assert sources.upstream_host(url) == host
 
 
 # ----- summary image -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value, text", [(1.23e13, "$12.3T"), (4.5e11, "$450.0B"), (2.5e9, "$2.5B"),
-                                         (7.25e6, "$7.2M"), (1500, "$1.5K"), (12, "$12")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (1.23e13, "$12.3T"),
+        (4.5e11, "$450.0B"),
+        (2.5e9, "$2.5B"),
+        (7.25e6, "$7.2M"),
+        (1500, "$1.5K"),
+        (12, "$12"),
+    ],
+)
 def test_money_reads_in_human_units(value, text):
-    assert service.human_money(value) == text
+    assert core.human_money(value) == text
 
 
 def test_summary_is_a_laptop_sized_png():
-    png = service.render_summary(250, [("Nigeria", 2.5e10), ("Ghana", 1e9)], "2025-10-22T18:00:00Z")
+    png = core.render_summary(250, [("Nigeria", 2.5e10), ("Ghana", 1e9)], "2025-10-22T18:00:00Z")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size == (1200, 630)
 
 
 def test_summary_changes_with_what_it_shows():
     top = [("Nigeria", 2.5e10), ("Ghana", 1e9)]
-    first = service.render_summary(250, top, "2025-10-22T18:00:00Z")
-    assert service.render_summary(251, top, "2025-10-22T18:00:00Z") != first
-    assert service.render_summary(250, top[:1], "2025-10-22T18:00:00Z") != first
-    assert service.render_summary(250, top, "2025-10-22T18:00:01Z") != first
+    first = core.render_summary(250, top, "2025-10-22T18:00:00Z")
+    assert core.render_summary(251, top, "2025-10-22T18:00:00Z") != first
+    assert core.render_summary(250, top[:1], "2025-10-22T18:00:00Z") != first
+    assert core.render_summary(250, top, "2025-10-22T18:00:01Z") != first
 
 
 def test_summary_draws_without_any_gdp():
-    png = service.render_summary(0, [], "2025-10-22T18:00:00Z")
+    png = core.render_summary(0, [], "2025-10-22T18:00:00Z")
     assert Image.open(io.BytesIO(png)).size == (1200, 630)
 
 
@@ -228,24 +274,45 @@ def test_summary_draws_without_any_gdp():
 def test_queries_prefer_the_dialect_variant(tmp_path):
     (tmp_path / "upsert.sql").write_text("-- portable\nSELECT 1")
     (tmp_path / "upsert.mysql.sql").write_text("-- mysql\nSELECT 2")
-    assert service.load_queries("mysql", tmp_path)["upsert"] == "SELECT 2"
-    assert service.load_queries("sqlite", tmp_path)["upsert"] == "SELECT 1"
+    assert db.read_sql_files("mysql", tmp_path)["upsert"] == "SELECT 2"
+    assert db.read_sql_files("sqlite", tmp_path)["upsert"] == "SELECT 1"
+    assert db.Queries("mysql", tmp_path, frozenset({"upsert"})).upsert == "SELECT 2"
 
 
 def test_query_with_no_variant_for_the_dialect_fails_at_load(tmp_path):
     (tmp_path / "upsert.mysql.sql").write_text("SELECT 2")
     with pytest.raises(RuntimeError, match="upsert"):
-        service.load_queries("sqlite", tmp_path)
+        db.read_sql_files("sqlite", tmp_path)
 
 
 def test_every_shipped_query_loads_for_both_dialects():
-    mysql, sqlite = service.load_queries("mysql"), service.load_queries("sqlite")
+    mysql, sqlite = db.read_sql_files("mysql"), db.read_sql_files("sqlite")
     assert mysql.keys() == sqlite.keys() and "upsert_countries" in mysql
-    assert "ON DUPLICATE KEY" in mysql["upsert_countries"] and "ON CONFLICT" in sqlite["upsert_countries"]
+    assert (
+        "ON DUPLICATE KEY" in mysql["upsert_countries"]
+        and "ON CONFLICT" in sqlite["upsert_countries"]
+    )
+
+
+def test_every_query_file_is_one_the_code_calls_and_every_call_has_a_file():
+    assert db.read_sql_files("sqlite").keys() == db.QUERY_NAMES
+    sources = [Path(service.__file__), *Path(db.__file__).parent.glob("*.py")]
+    called = {
+        name for path in sources for name in re.findall(r"\bqueries\.(\w+)", path.read_text())
+    }
+    assert called == db.QUERY_NAMES
+
+
+def test_a_missing_query_file_stops_the_start_up(tmp_path):
+    for path in db.QUERIES_DIR.glob("*.sql"):
+        if not path.name.startswith("select_status"):
+            (tmp_path / path.name).write_text(path.read_text())
+    with pytest.raises(RuntimeError, match="select_status"):
+        db.Queries("sqlite", tmp_path)
 
 
 def test_pyformat_rewrites_named_parameters_for_the_mysql_driver():
-    assert service.pyformat("SELECT :a FROM t WHERE x = 5 % 2") == "SELECT %(a)s FROM t WHERE x = 5 %% 2"
+    assert db.pyformat("SELECT :a FROM t WHERE x = 5 % 2") == "SELECT %(a)s FROM t WHERE x = 5 %% 2"
 
 
 def test_environment_wins_over_dotenv(tmp_path):
@@ -260,7 +327,9 @@ def test_empty_admin_token_means_unset_and_log_level_takes_any_case():
     assert settings.admin_token is None and settings.log_level == "warning"
 
 
-@pytest.mark.parametrize("environ", [{"PORT": "http"}, {"HTTP_TIMEOUT": "0"}, {"LOG_LEVEL": "loud"}])
+@pytest.mark.parametrize(
+    "environ", [{"PORT": "http"}, {"HTTP_TIMEOUT": "0"}, {"LOG_LEVEL": "loud"}]
+)
 def test_invalid_setting_stops_start_up_with_its_name(environ):
     with pytest.raises(SystemExit, match="Invalid setting"):
         service.load_settings(environ, None)
@@ -268,23 +337,63 @@ def test_invalid_setting_stops_start_up_with_its_name(environ):
 
 @pytest.mark.parametrize(
     "url, async_url, yoyo_url",
-    [("sqlite:///./countries.db", "sqlite+aiosqlite:///./countries.db", "sqlite:///./countries.db"),
-     ("sqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
-     ("mysql://u:p@db:3306/app?ssl=true", "mysql+aiomysql://u:p@db:3306/app?ssl=true", "mysql://u:p@db:3306/app"),
-     ("mysql+aiomysql://u:p@db/app", "mysql+aiomysql://u:p@db/app", "mysql://u:p@db/app")],
+    [
+        (
+            "sqlite:///./countries.db",
+            "sqlite+aiosqlite:///./countries.db",
+            "sqlite:///./countries.db",
+        ),
+        ("sqlite:////tmp/x.db", "sqlite+aiosqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        (
+            "mysql://u:p@db:3306/app?ssl=true",
+            "mysql+aiomysql://u:p@db:3306/app?ssl=true",
+            "mysql://u:p@db:3306/app",
+        ),
+        ("mysql+aiomysql://u:p@db/app", "mysql+aiomysql://u:p@db/app", "mysql://u:p@db/app"),
+    ],
 )
 def test_database_url_is_normalised_for_the_driver_and_for_yoyo(url, async_url, yoyo_url):
-    assert service.async_database_url(url) == async_url
-    assert service.migrations_database_url(url) == yoyo_url
+    assert db.async_database_url(url) == async_url
+    assert db.migrations_database_url(url) == yoyo_url
 
 
 def test_summary_font_draws_accented_names():
-    face = service.font(32)
+    face = core.font(32)
     assert face.getbbox("Å")[1] < face.getbbox("A")[1]  # the ring sits above the letter
-    assert face.getmask("ô").getbbox() != face.getmask("\ufffe").getbbox()  # not the missing-glyph box
+    assert (
+        face.getmask("ô").getbbox() != face.getmask("\ufffe").getbbox()
+    )  # not the missing-glyph box
 
 
 def test_top_by_gdp_takes_the_largest_known_gdps_in_order():
-    rows = [{"name": n, "estimated_gdp": g} for n, g in [("a", 5.0), ("b", None), ("c", 9.0), ("d", 0.0), ("e", 7.0)]]
-    assert service.top_by_gdp(rows, 3) == [("c", 9.0), ("e", 7.0), ("a", 5.0)]
-    assert service.top_by_gdp(rows[:2]) == [("a", 5.0)]
+    rows = [
+        {"name": n, "estimated_gdp": g}
+        for n, g in [("a", 5.0), ("b", None), ("c", 9.0), ("d", 0.0), ("e", 7.0)]
+    ]
+    assert core.top_by_gdp(rows, 3) == [("c", 9.0), ("e", 7.0), ("a", 5.0)]
+    assert core.top_by_gdp(rows[:2]) == [("a", 5.0)]
+
+
+# ----- msgspec's messages, which the 400 details are read from ----------------------------------
+
+
+class Probe(msgspec.Struct, forbid_unknown_fields=True):
+    count: Annotated[int, msgspec.Meta(ge=1)]
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({}, ("count", "is required")),
+        ({"count": 1, "other": 2}, ("other", "is not an accepted field")),
+        ({"count": None}, ("count", "must not be null")),
+        ({"count": 0}, ("count", "must be an integer of at least 1")),
+        ({"count": "x"}, ("count", "must be an integer of at least 1")),
+    ],
+)
+def test_validation_messages_are_read_from_msgspecs_wording(values, expected):
+    """web.describe_failure reads msgspec's English messages: if an upgrade rewords them, this
+    fails here, by name, instead of every 400 quietly saying 'body must be a JSON object'."""
+    with pytest.raises(msgspec.ValidationError) as raised:
+        msgspec.convert(values, Probe, strict=True)
+    assert web.describe_failure(Probe, str(raised.value)) == expected

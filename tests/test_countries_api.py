@@ -7,8 +7,18 @@ import pytest
 
 from conftest import dump_database
 
-RECORD_FIELDS = {"id", "name", "capital", "region", "population", "currency_code", "exchange_rate",
-                 "estimated_gdp", "flag_url", "last_refreshed_at"}
+RECORD_FIELDS = {
+    "id",
+    "name",
+    "capital",
+    "region",
+    "population",
+    "currency_code",
+    "exchange_rate",
+    "estimated_gdp",
+    "flag_url",
+    "last_refreshed_at",
+}
 
 
 def names(response) -> list[str]:
@@ -38,13 +48,19 @@ def test_currency_filter_is_case_insensitive(refreshed):
 
 
 def test_filters_combine(refreshed):
-    assert names(refreshed.get("/countries?region=Americas&currency=usd")) == ["United States of America"]
+    assert names(refreshed.get("/countries?region=Americas&currency=usd")) == [
+        "United States of America"
+    ]
     assert names(refreshed.get("/countries?region=Africa&currency=usd")) == []
 
 
 def test_no_match_is_an_empty_array_with_a_zero_total(refreshed):
     response = refreshed.get("/countries?region=Atlantis")
-    assert response.status_code == 200 and response.json() == [] and response.headers["x-total-count"] == "0"
+    assert (
+        response.status_code == 200
+        and response.json() == []
+        and response.headers["x-total-count"] == "0"
+    )
 
 
 def expected_order(countries: list[dict], sort: str) -> list[str]:
@@ -62,7 +78,9 @@ def expected_order(countries: list[dict], sort: str) -> list[str]:
     return [c["name"] for c in present + sorted(missing, key=lambda c: c["id"])]
 
 
-@pytest.mark.parametrize("sort", ["gdp_desc", "gdp_asc", "population_desc", "population_asc", "name_asc", "name_desc"])
+@pytest.mark.parametrize(
+    "sort", ["gdp_desc", "gdp_asc", "population_desc", "population_asc", "name_asc", "name_desc"]
+)
 def test_sort_orders_with_nulls_last_and_ties_by_id(refreshed, sort):
     countries = refreshed.get("/countries").json()
     assert names(refreshed.get(f"/countries?sort={sort}")) == expected_order(countries, sort)
@@ -88,10 +106,21 @@ def test_filtered_total_counts_only_matches(refreshed):
 
 @pytest.mark.parametrize(
     "query, field",
-    [("region=", "region"), ("currency=", "currency"), ("sort=bogus", "sort"), ("sort=", "sort"),
-     ("limit=0", "limit"), ("limit=1001", "limit"), ("limit=abc", "limit"), ("limit=", "limit"),
-     ("limit=-1", "limit"), ("limit=1.5", "limit"), ("offset=-1", "offset"), ("offset=x", "offset"),
-     (f"limit={10**30}", "limit")],
+    [
+        ("region=", "region"),
+        ("currency=", "currency"),
+        ("sort=bogus", "sort"),
+        ("sort=", "sort"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=", "limit"),
+        ("limit=-1", "limit"),
+        ("limit=1.5", "limit"),
+        ("offset=-1", "offset"),
+        ("offset=x", "offset"),
+        (f"limit={10**30}", "limit"),
+    ],
 )
 def test_bad_parameter_is_400_keyed_by_its_name(refreshed, query, field):
     response = refreshed.get(f"/countries?{query}")
@@ -112,7 +141,10 @@ def test_unknown_parameters_are_ignored(refreshed):
 
 
 def test_repeated_parameter_the_last_one_wins(refreshed):
-    assert sorted(names(refreshed.get("/countries?region=Europe&region=Africa"))) == ["Ghana", "Nigeria"]
+    assert sorted(names(refreshed.get("/countries?region=Europe&region=Africa"))) == [
+        "Ghana",
+        "Nigeria",
+    ]
     assert refreshed.get("/countries?limit=0&limit=2").status_code == 200
 
 
@@ -130,17 +162,32 @@ def test_get_country_by_name_case_insensitively(refreshed):
     assert body["population"] == 206139589 and body["currency_code"] == "NGN"
 
 
-@pytest.mark.parametrize("path, name", [("/countries/cura%C3%A7ao", "Curaçao"),
-                                        ("/countries/%C3%85LAND%20ISLANDS", "Åland Islands"),
-                                        ("/countries/A%CC%8Aland%20Islands", "Åland Islands")])
+@pytest.mark.parametrize(
+    "path, name",
+    [
+        ("/countries/cura%C3%A7ao", "Curaçao"),
+        ("/countries/%C3%85LAND%20ISLANDS", "Åland Islands"),
+        ("/countries/A%CC%8Aland%20Islands", "Åland Islands"),
+    ],
+)
 def test_non_ascii_names_through_the_url(refreshed, path, name):
     assert refreshed.get(path).json()["name"] == name
 
 
-@pytest.mark.parametrize("path", ["/countries/Aland%20Islands", "/countries/Atlantis", "/countries/%00",
-                                  "/countries/a%2Fb", "/countries/a/b", "/countries/" + "x" * 10000,
-                                  "/countries/%F0%9F%8C%8D", "/countries/'%20OR%201=1%20--",
-                                  "/countries/Refresh"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/countries/Aland%20Islands",
+        "/countries/Atlantis",
+        "/countries/%00",
+        "/countries/a%2Fb",
+        "/countries/a/b",
+        "/countries/" + "x" * 10000,
+        "/countries/%F0%9F%8C%8D",
+        "/countries/'%20OR%201=1%20--",
+        "/countries/Refresh",
+    ],
+)
 def test_any_unknown_name_is_country_not_found(refreshed, path):
     response = refreshed.get(path)
     assert response.status_code == 404 and response.json() == {"error": "Country not found"}
@@ -148,7 +195,9 @@ def test_any_unknown_name_is_country_not_found(refreshed, path):
 
 def test_delete_answers_with_the_stored_spelling_then_the_country_is_gone(refreshed):
     response = refreshed.delete("/countries/CURAÇAO")
-    assert response.status_code == 200 and response.json() == {"message": "Country 'Curaçao' deleted"}
+    assert response.status_code == 200 and response.json() == {
+        "message": "Country 'Curaçao' deleted"
+    }
     assert refreshed.get("/countries/curaçao").json() == {"error": "Country not found"}
     assert refreshed.get("/status").json()["total_countries"] == 8
     assert "Curaçao" not in names(refreshed.get("/countries"))
@@ -173,18 +222,25 @@ def test_unknown_route_is_404_not_found(client):
     assert response.status_code == 404 and response.json() == {"error": "Not found"}
 
 
-@pytest.mark.parametrize("method, path, allow", [("GET", "/countries/refresh", "POST"),
-                                                  ("DELETE", "/countries/image", "GET, HEAD"),
-                                                  ("POST", "/countries", "GET, HEAD"),
-                                                  ("PUT", "/status", "GET, HEAD"),
-                                                  ("PATCH", "/countries/Nigeria", "DELETE, GET, HEAD")])
+@pytest.mark.parametrize(
+    "method, path, allow",
+    [
+        ("GET", "/countries/refresh", "POST"),
+        ("DELETE", "/countries/image", "GET, HEAD"),
+        ("POST", "/countries", "GET, HEAD"),
+        ("PUT", "/status", "GET, HEAD"),
+        ("PATCH", "/countries/Nigeria", "DELETE, GET, HEAD"),
+    ],
+)
 def test_wrong_method_is_405_with_allow(refreshed, method, path, allow):
     response = refreshed.request(method, path)
     assert response.status_code == 405 and response.json() == {"error": "Method not allowed"}
     assert sorted(response.headers["allow"].split(", ")) == sorted(allow.split(", "))
 
 
-@pytest.mark.parametrize("path", ["/status", "/countries?limit=2", "/countries/Ghana", "/countries/image"])
+@pytest.mark.parametrize(
+    "path", ["/status", "/countries?limit=2", "/countries/Ghana", "/countries/image"]
+)
 def test_head_answers_as_get_without_a_body(refreshed, path):
     get, head = refreshed.get(path), refreshed.head(path)
     assert head.status_code == 200 and head.content == b""

@@ -16,16 +16,23 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from test_server import server, stub  # noqa: F401 (fixtures)
-
 CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
+)
 
 # No network but loopback: no component updates, sync, QUIC probes or first-run pages.
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--window-size=1280,1500", "--remote-debugging-port=0",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1500",
+    "--remote-debugging-port=0",
 ]
 
 
@@ -38,7 +45,9 @@ class Page:
     def send(self, method: str, **params) -> dict:
         message_id = next(self.ids)
         message = {"id": message_id, "method": method, "params": params}
-        self.socket.send(json.dumps(message | ({"sessionId": self.session} if self.session else {})))
+        self.socket.send(
+            json.dumps(message | ({"sessionId": self.session} if self.session else {}))
+        )
         while True:  # events arrive in between; only our answer matters
             message = json.loads(self.socket.recv(timeout=30))
             if message.get("id") == message_id:
@@ -46,7 +55,9 @@ class Page:
                 return message["result"]
 
     def evaluate(self, expression: str):
-        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)[
+            "result"
+        ].get("value")
 
     def wait_for(self, expression: str, seconds: float = 20):
         deadline = time.monotonic() + seconds
@@ -61,7 +72,8 @@ def chromium(tmp_path: Path):
     profile = tmp_path / "profile"
     process = subprocess.Popen(
         [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         port_file = profile / "DevToolsActivePort"
@@ -84,7 +96,9 @@ def chromium(tmp_path: Path):
 def open_page(socket, url: str) -> Page:
     browser = Page(socket, None)
     target = browser.send("Target.createTarget", url="about:blank")["targetId"]
-    page = Page(socket, browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"])
+    page = Page(
+        socket, browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    )
     page.send("Page.enable")
     page.send("Page.navigate", url=url)
     return page
@@ -92,7 +106,8 @@ def open_page(socket, url: str) -> Page:
 
 def listed_operations(page: Page) -> set[tuple[str, str]]:
     return {
-        (path, method.lower()) for method, path in page.evaluate(
+        (path, method.lower())
+        for method, path in page.evaluate(
             "[...document.querySelectorAll('.opblock-summary')].map(s => ["
             "s.querySelector('.opblock-summary-method').textContent,"
             "s.querySelector('.opblock-summary-path').dataset.path])"
@@ -113,9 +128,15 @@ def test_docs_page_lists_routes_and_tries_get_status(server, tmp_path):  # noqa:
         page.evaluate(f"{status}.querySelector('.try-out__btn').click()")
         page.wait_for(f"!!{status}.querySelector('.execute')")
         page.evaluate(f"{status}.querySelector('.execute').click()")
-        shown = page.wait_for(f"{status}.querySelector('.live-responses-table tr.response .response-col_status')?.textContent")
-        body = page.evaluate(f"{status}.querySelector('.live-responses-table .microlight')?.textContent")
-        png = base64.b64decode(page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"])
+        shown = page.wait_for(
+            f"{status}.querySelector('.live-responses-table tr.response .response-col_status')?.textContent"
+        )
+        body = page.evaluate(
+            f"{status}.querySelector('.live-responses-table .microlight')?.textContent"
+        )
+        png = base64.b64decode(
+            page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        )
     (tmp_path / "docs.png").write_bytes(png)
     assert shown.strip() == "200"
     assert json.loads(body) == {"total_countries": 0, "last_refreshed_at": None}

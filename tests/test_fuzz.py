@@ -13,19 +13,42 @@ import sys
 
 import pytest
 
-from test_server import running_server, stub, stub_env  # noqa: F401 (stub is a fixture)
+from conftest import running_server, stub_env
 
 pytestmark = pytest.mark.fuzz
 
 
 def test_schemathesis_finds_nothing(stub, database_url, tmp_path):  # noqa: F811
     examples, seed = os.environ.get("FUZZ_EXAMPLES", "300"), os.environ.get("FUZZ_SEED", "1")
-    with running_server(stub_env(stub, database_url, tmp_path), tmp_path / "server.log") as (url, _):
+    with running_server(stub_env(stub, database_url, tmp_path), tmp_path / "server.log") as (
+        url,
+        _,
+    ):
         run = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json", "--checks", "all",
-             "--max-examples", examples, "--seed", seed, "--workers", "1", "--no-color",
-             "--generation-database", "none", "--request-timeout", "20"],
-            cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "all",
+                "--max-examples",
+                examples,
+                "--seed",
+                seed,
+                "--workers",
+                "1",
+                "--no-color",
+                "--generation-database",
+                "none",
+                "--request-timeout",
+                "20",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=1200,
         )
     server_log = (tmp_path / "server.log").read_text()
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]

@@ -12,14 +12,22 @@ import urllib.parse
 import httpx
 import pytest
 
-from conftest import dump_database
-from test_server import running_server, stub, stub_env  # noqa: F401 (stub is a fixture)
+from conftest import dump_database, running_server, stub_env
 
 ADA = {"name": "Ada", "email": "ada@example.com", "age": 36}
 TEN_MB = 10 * 1024 * 1024
 HOSTILE_NAMES = [
-    "%00", "nul%00byte", "a%2Fb", "x" * 10_000, "🦄🇳🇬", "' OR 1=1 --", "Nigeria'; DROP TABLE countries; --",
-    "..%2F..%2Fetc%2Fpasswd", "%E2%80%AE", "%ZZ", "Nigeria%20",
+    "%00",
+    "nul%00byte",
+    "a%2Fb",
+    "x" * 10_000,
+    "🦄🇳🇬",
+    "' OR 1=1 --",
+    "Nigeria'; DROP TABLE countries; --",
+    "..%2F..%2Fetc%2Fpasswd",
+    "%E2%80%AE",
+    "%ZZ",
+    "Nigeria%20",
 ]
 
 
@@ -39,7 +47,9 @@ def assert_envelope(response, status: int, error: str, field: str | None = None)
     body = response.json()
     assert body["error"] == error and set(body) <= {"error", "details"}, f"{where}: {body}"
     if field is not None:
-        assert field in body["details"] and isinstance(body["details"][field], str), f"{where}: {body}"
+        assert field in body["details"] and isinstance(body["details"][field], str), (
+            f"{where}: {body}"
+        )
 
 
 @contextlib.contextmanager
@@ -51,36 +61,44 @@ def unchanged(database_url: str):
 
 def test_hostile_path_names_are_404(stocked, database_url):
     requests = [
-        (method, f"/countries/{name}", "Country not found") for name in HOSTILE_NAMES for method in ("GET", "DELETE")
+        (method, f"/countries/{name}", "Country not found")
+        for name in HOSTILE_NAMES
+        for method in ("GET", "DELETE")
     ] + [
         (method, f"/users/{name}", "Not found" if "%2F" in name else "User not found")
-        for name in HOSTILE_NAMES for method in ("GET", "PUT", "PATCH", "DELETE")
+        for name in HOSTILE_NAMES
+        for method in ("GET", "PUT", "PATCH", "DELETE")
     ]
     with unchanged(database_url):
         for method, path, error in requests:
             assert_envelope(stocked.request(method, path, json=ADA), 404, error)
 
 
-@pytest.mark.parametrize(("path", "query", "status", "field"), [
-    ("/countries", "limit=-1", 400, "limit"),
-    ("/countries", f"limit={10**30}", 400, "limit"),
-    ("/countries", f"offset={10**30}", 400, "offset"),
-    ("/countries", "offset=-1", 400, "offset"),
-    ("/countries", "limit=", 400, "limit"),
-    ("/countries", "limit=%00", 400, "limit"),
-    ("/countries", "limit=0x10", 400, "limit"),
-    ("/countries", "sort=gdp_desc&sort=' OR 1=1 --", 400, "sort"),
-    ("/countries", "sort=' OR 1=1 --&sort=gdp_desc", 200, None),
-    ("/countries", "region=' OR 1=1 --", 200, None),
-    ("/countries", "currency=%00", 200, None),
-    ("/countries", "region=Africa&region=Africa&limit=1&limit=2", 200, None),
-    ("/countries", "evil=%00&__proto__=1&%F0%9F%A6%84=x&limit[]=3", 200, None),
-    ("/users", "limit=-1", 400, "limit"),
-    ("/users", f"limit={10**30}", 400, "limit"),
-    ("/users", "offset=-1&offset=x", 400, "offset"),
-    ("/users", "limit=5&evil=' OR 1=1 --", 200, None),
-])
-def test_hostile_query_strings_are_400_or_ignored(stocked, database_url, path, query, status, field):
+@pytest.mark.parametrize(
+    ("path", "query", "status", "field"),
+    [
+        ("/countries", "limit=-1", 400, "limit"),
+        ("/countries", f"limit={10**30}", 400, "limit"),
+        ("/countries", f"offset={10**30}", 400, "offset"),
+        ("/countries", "offset=-1", 400, "offset"),
+        ("/countries", "limit=", 400, "limit"),
+        ("/countries", "limit=%00", 400, "limit"),
+        ("/countries", "limit=0x10", 400, "limit"),
+        ("/countries", "sort=gdp_desc&sort=' OR 1=1 --", 400, "sort"),
+        ("/countries", "sort=' OR 1=1 --&sort=gdp_desc", 200, None),
+        ("/countries", "region=' OR 1=1 --", 200, None),
+        ("/countries", "currency=%00", 200, None),
+        ("/countries", "region=Africa&region=Africa&limit=1&limit=2", 200, None),
+        ("/countries", "evil=%00&__proto__=1&%F0%9F%A6%84=x&limit[]=3", 200, None),
+        ("/users", "limit=-1", 400, "limit"),
+        ("/users", f"limit={10**30}", 400, "limit"),
+        ("/users", "offset=-1&offset=x", 400, "offset"),
+        ("/users", "limit=5&evil=' OR 1=1 --", 200, None),
+    ],
+)
+def test_hostile_query_strings_are_400_or_ignored(
+    stocked, database_url, path, query, status, field
+):
     with unchanged(database_url):
         response = stocked.get(f"{path}?{query}")
     if status == 200:
@@ -101,8 +119,19 @@ def test_a_name_region_or_currency_with_a_trailing_space_matches_nothing(stocked
 
 
 def route_paths(client) -> list[str]:
-    return ["/countries/refresh", "/countries/image", "/countries", "/countries/Nigeria", "/users",
-            f"/users/{client.user_id}", "/status", "/healthz", "/readyz", "/openapi.json", "/docs"]
+    return [
+        "/countries/refresh",
+        "/countries/image",
+        "/countries",
+        "/countries/Nigeria",
+        "/users",
+        f"/users/{client.user_id}",
+        "/status",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/docs",
+    ]
 
 
 def test_head_is_get_without_a_body_and_405_elsewhere(stocked, database_url):
@@ -111,7 +140,9 @@ def test_head_is_get_without_a_body_and_405_elsewhere(stocked, database_url):
             head, get = stocked.head(path), stocked.get(path)
             assert head.content == b"", path
             if get.status_code == 405:
-                assert head.status_code == 405 and head.headers["allow"] == get.headers["allow"], path
+                assert head.status_code == 405 and head.headers["allow"] == get.headers["allow"], (
+                    path
+                )
             else:
                 assert head.status_code == get.status_code == 200, path
                 assert head.headers["content-type"] == get.headers["content-type"], path
@@ -127,8 +158,14 @@ def test_options_is_405_with_allow_on_every_route(stocked, database_url):
 
 def write_routes(client) -> list[tuple[str, str]]:
     user = f"/users/{client.user_id}"
-    return [("POST", "/countries/refresh"), ("DELETE", "/countries/Nigeria"), ("POST", "/users"),
-            ("PUT", user), ("PATCH", user), ("DELETE", user)]
+    return [
+        ("POST", "/countries/refresh"),
+        ("DELETE", "/countries/Nigeria"),
+        ("POST", "/users"),
+        ("PUT", user),
+        ("PATCH", user),
+        ("DELETE", user),
+    ]
 
 
 def test_ten_megabytes_to_every_write_route_is_413(stocked, database_url):
@@ -137,25 +174,40 @@ def test_ten_megabytes_to_every_write_route_is_413(stocked, database_url):
         for method, path in write_routes(stocked):
             declared = stocked.request(method, path, content=b"[" * TEN_MB, headers=headers)
             assert_envelope(declared, 413, "Request body too large")
-            chunked = stocked.request(method, path, content=iter([b" " * 1024 * 1024] * 10), headers=headers)
+            chunked = stocked.request(
+                method, path, content=iter([b" " * 1024 * 1024] * 10), headers=headers
+            )
             assert_envelope(chunked, 413, "Request body too large")
 
 
-@pytest.mark.parametrize("body", [b"[]", b'[{"name": "Ada"}]', b"1", b"-0.5e300", b'"Ada"', b"null", b"true"])
+@pytest.mark.parametrize(
+    "body", [b"[]", b'[{"name": "Ada"}]', b"1", b"-0.5e300", b'"Ada"', b"null", b"true"]
+)
 def test_json_that_is_not_an_object_is_400_on_users_routes(stocked, database_url, body):
     with unchanged(database_url):
         for method, path in write_routes(stocked)[2:5]:
-            response = stocked.request(method, path, content=body, headers={"Content-Type": "application/json"})
+            response = stocked.request(
+                method, path, content=body, headers={"Content-Type": "application/json"}
+            )
             assert_envelope(response, 400, "Validation failed", "body")
 
 
-@pytest.mark.parametrize("body", [
-    b"[" * 60_000, b'{"name": ' * 6_000, b"\xff\xfe", b'{"name": "Ada", "age": 1e999}', b"{" + b" " * 60_000,
-    b'{"name": "\\ud800", "email": "ada@example.com", "age": 36}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 60_000,
+        b'{"name": ' * 6_000,
+        b"\xff\xfe",
+        b'{"name": "Ada", "age": 1e999}',
+        b"{" + b" " * 60_000,
+        b'{"name": "\\ud800", "email": "ada@example.com", "age": 36}',
+    ],
+)
 def test_malformed_json_is_400_not_500(stocked, database_url, body):
     with unchanged(database_url):
-        response = stocked.post("/users", content=body, headers={"Content-Type": "application/json"})
+        response = stocked.post(
+            "/users", content=body, headers={"Content-Type": "application/json"}
+        )
     assert_envelope(response, 400, "Validation failed", "body")
 
 
@@ -181,8 +233,10 @@ def open_post(url: str, length: int, start: bytes) -> socket.socket:
     """A POST /users that declares `length` bytes of body and sends only `start` so far."""
     parts = urllib.parse.urlsplit(url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-    head = (f"POST /users HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {length}\r\n\r\n").encode()
+    head = (
+        f"POST /users HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
     sock.sendall(head + start)
     return sock
 
@@ -229,7 +283,10 @@ def test_stalled_body_is_408_after_body_timeout(live, database_url):
             status, headers, body = read_answer(sock)
             assert sock.recv(1) == b""  # and the connection is closed, its body never to be read
         assert 1 <= time.monotonic() - started < 5
-        assert (status, httpx.Response(200, content=body).json()) == (408, {"error": "Request timeout"})
+        assert (status, httpx.Response(200, content=body).json()) == (
+            408,
+            {"error": "Request timeout"},
+        )
         assert headers["connection"] == "close"
         assert_still_serving(url, log_path)
 
@@ -240,10 +297,12 @@ def test_body_dribbled_slowly_is_answered_in_full(live, database_url):
     with unchanged(database_url):
         with contextlib.closing(open_post(url, len(body), b"")) as sock:
             for i in range(0, len(body), 4):
-                sock.sendall(body[i:i + 4])
+                sock.sendall(body[i : i + 4])
                 time.sleep(0.05)
             status, _, answer = read_answer(sock)
         assert status == 400
         assert httpx.Response(200, content=answer).json() == {
-            "error": "Validation failed", "details": {"body": "must be a JSON object"}}
+            "error": "Validation failed",
+            "details": {"body": "must be a JSON object"},
+        }
         assert_still_serving(url, log_path)

@@ -10,6 +10,7 @@ import pytest
 from starlette.routing import Match, Mount, Route
 
 import service
+from countries import db, openapi
 
 ADA = {"name": "Ada", "email": "ada@example.com", "age": 36}
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -19,7 +20,8 @@ def served_operations(app) -> set[tuple[str, str]]:
     """(path, method) of every operation the app routes, HEAD aside (it is GET without a body)."""
     return {
         (route.path_format, method)
-        for route in app.routes if isinstance(route, Route)
+        for route in app.routes
+        if isinstance(route, Route)
         for method in route.methods - {"HEAD"}
     }
 
@@ -40,14 +42,18 @@ def operation_for(app, document: dict, method: str, path: str) -> dict:
 def validator(schema: dict, document: dict) -> jsonschema.Draft202012Validator:
     # $refs point into the document's components, so the document is the root they resolve against
     root = {**schema, "components": document["components"]}
-    return jsonschema.Draft202012Validator(root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+    return jsonschema.Draft202012Validator(
+        root, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def assert_fits_document(client, document: dict, response) -> None:
     request = response.request
     operation = operation_for(client.app, document, request.method, request.url.path)
     described = operation["responses"].get(str(response.status_code))
-    assert described, f"{request.method} {request.url} answered {response.status_code}, not documented"
+    assert described, (
+        f"{request.method} {request.url} answered {response.status_code}, not documented"
+    )
     for name, header in described.get("headers", {}).items():
         assert name in response.headers, f"{request.method} {request.url}: no {name} header"
         validator(header["schema"], document).validate(response.headers[name])
@@ -75,7 +81,9 @@ def test_document_is_valid_openapi_3_1(document):
 
 def test_every_route_the_app_serves_is_documented(client, document):
     assert served_operations(client.app) == documented_operations(document)
-    assert [route.path for route in client.app.routes if isinstance(route, Mount)] == [service.DOCS_ASSETS]
+    assert [route.path for route in client.app.routes if isinstance(route, Mount)] == [
+        openapi.DOCS_ASSETS
+    ]
 
 
 def test_a_route_without_a_description_fails_at_start_up(settings, monkeypatch):
@@ -88,8 +96,10 @@ def test_a_route_without_a_description_fails_at_start_up(settings, monkeypatch):
 
 
 def test_query_parameters_list_their_allowed_values_and_ranges(document):
-    parameters = {p["name"]: p["schema"] for p in document["paths"]["/countries"]["get"]["parameters"]}
-    assert set(parameters["sort"]["enum"]) == set(service.LIST_ORDERS) - {None}
+    parameters = {
+        p["name"]: p["schema"] for p in document["paths"]["/countries"]["get"]["parameters"]
+    }
+    assert set(parameters["sort"]["enum"]) == set(db.COUNTRY_ORDERS) - {None}
     assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, 1000)
     assert parameters["region"]["minLength"] == 1
 
@@ -99,7 +109,9 @@ def test_every_error_response_is_the_envelope(document):
         for operation in item.values():
             for status, response in operation["responses"].items():
                 if int(status) >= 400:
-                    assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorBody"
+                    }
 
 
 def test_user_bodies_are_the_structs_the_handlers_validate_with(document):
@@ -122,7 +134,10 @@ def test_documented_query_bounds_are_the_ones_enforced(client, document):
                     assert client.get(path, params={name: good}).status_code == 200, (name, good)
                 for bad in (low - 1, high + 1):
                     response = client.get(path, params={name: bad})
-                    assert response.status_code == 400 and name in response.json()["details"], (name, bad)
+                    assert response.status_code == 400 and name in response.json()["details"], (
+                        name,
+                        bad,
+                    )
 
 
 def test_what_every_route_answers_fits_the_document(refreshed, document):
@@ -168,17 +183,24 @@ def test_what_every_route_answers_fits_the_document(refreshed, document):
 
 
 def test_with_an_admin_token_protected_operations_need_the_bearer_token(settings):
-    open_document = service.openapi_document(service.routes, settings)
+    open_document = openapi.openapi_document(service.routes, "", None)
     assert "securitySchemes" not in open_document["components"]
-    guarded = service.openapi_document(service.routes, service.msgspec.structs.replace(settings, admin_token="secret"))
+    guarded = openapi.openapi_document(service.routes, "", service.is_protected)
     protected = {
-        (path, method) for path, item in guarded["paths"].items()
-        for method, operation in item.items() if operation.get("security")
+        (path, method)
+        for path, item in guarded["paths"].items()
+        for method, operation in item.items()
+        if operation.get("security")
     }
     assert protected == {
-        ("/countries/refresh", "post"), ("/countries/{name}", "delete"),
-        ("/users", "get"), ("/users", "post"), ("/users/{id}", "get"), ("/users/{id}", "put"),
-        ("/users/{id}", "patch"), ("/users/{id}", "delete"),
+        ("/countries/refresh", "post"),
+        ("/countries/{name}", "delete"),
+        ("/users", "get"),
+        ("/users", "post"),
+        ("/users/{id}", "get"),
+        ("/users/{id}", "put"),
+        ("/users/{id}", "patch"),
+        ("/users/{id}", "delete"),
     }
     for path, method in protected:
         assert "401" in guarded["paths"][path][method]["responses"]
@@ -188,7 +210,7 @@ def test_docs_page_loads_swagger_ui_from_the_service_itself(client):
     page = client.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert assets and all(asset.startswith(service.DOCS_ASSETS + "/") for asset in assets)
+    assert assets and all(asset.startswith(openapi.DOCS_ASSETS + "/") for asset in assets)
     for asset in assets:
         response = client.get(asset)
         assert response.status_code == 200 and len(response.content) > 10_000, asset

@@ -8,18 +8,29 @@ import json
 import time
 
 import httpx
+import msgspec
 import pytest
 from PIL import Image
 
-import service
 from conftest import dump_database, fixture_bytes, query_rows
+from countries import core, db
 
 FIXTURE_ENTRIES = json.loads(fixture_bytes("countries.json"))
 
 
 def stored(database_url: str) -> dict[str, dict]:
-    columns = ["id", "name", "capital", "region", "population", "currency_code", "exchange_rate",
-               "estimated_gdp", "flag_url", "last_refreshed_at"]
+    columns = [
+        "id",
+        "name",
+        "capital",
+        "region",
+        "population",
+        "currency_code",
+        "exchange_rate",
+        "estimated_gdp",
+        "flag_url",
+        "last_refreshed_at",
+    ]
     rows = query_rows(database_url, f"SELECT {', '.join(columns)} FROM countries")
     return {row[1]: dict(zip(columns, row)) for row in rows}
 
@@ -27,8 +38,20 @@ def stored(database_url: str) -> dict[str, dict]:
 def test_refresh_answers_with_the_counts(client, upstream):
     body = client.post("/countries/refresh").json()
     assert body["message"] == "Countries refreshed successfully"
-    assert (body["total_countries"], body["inserted"], body["updated"], body["skipped"]) == (9, 9, 0, 2)
-    assert set(body) == {"message", "total_countries", "inserted", "updated", "skipped", "last_refreshed_at"}
+    assert (body["total_countries"], body["inserted"], body["updated"], body["skipped"]) == (
+        9,
+        9,
+        0,
+        2,
+    )
+    assert set(body) == {
+        "message",
+        "total_countries",
+        "inserted",
+        "updated",
+        "skipped",
+        "last_refreshed_at",
+    }
 
 
 def test_refresh_stores_every_valid_country_by_the_rules(client, upstream, database_url):
@@ -60,12 +83,18 @@ def test_second_refresh_updates_rows_in_place(client, upstream, database_url):
     body = client.post("/countries/refresh").json()
     second = stored(database_url)
     assert (body["inserted"], body["updated"], body["total_countries"]) == (0, 9, 9)
-    assert {name: row["id"] for name, row in second.items()} == {name: row["id"] for name, row in first.items()}
-    changed = [name for name in first if first[name]["estimated_gdp"] != second[name]["estimated_gdp"]]
+    assert {name: row["id"] for name, row in second.items()} == {
+        name: row["id"] for name, row in first.items()
+    }
+    changed = [
+        name for name in first if first[name]["estimated_gdp"] != second[name]["estimated_gdp"]
+    ]
     assert len(changed) >= 5  # a fresh multiplier for every country with a rate
 
 
-def test_case_only_duplicates_are_one_country_and_the_later_spelling_wins(client, upstream, database_url):
+def test_case_only_duplicates_are_one_country_and_the_later_spelling_wins(
+    client, upstream, database_url
+):
     entries = [{"name": "Nigeria", "population": 1}, {"name": "NIGERIA", "population": 2}]
     upstream.countries.respond(200, json=entries)
     body = client.post("/countries/refresh").json()
@@ -79,9 +108,9 @@ def test_existing_row_is_matched_by_name_case_insensitively(client, upstream, da
     upstream.countries.respond(200, json=[{"name": "nigeria", "population": 7}])
     body = client.post("/countries/refresh").json()
     assert (body["inserted"], body["updated"], body["total_countries"]) == (0, 1, 9)
-    assert query_rows(database_url, "SELECT id, name, population FROM countries WHERE id = ?", (nigeria_id,)) == [
-        (nigeria_id, "nigeria", 7)
-    ]
+    assert query_rows(
+        database_url, "SELECT id, name, population FROM countries WHERE id = ?", (nigeria_id,)
+    ) == [(nigeria_id, "nigeria", 7)]
 
 
 def test_rows_that_upstream_no_longer_lists_are_kept(client, upstream, database_url):
@@ -109,7 +138,11 @@ FAILURES = {
 }
 WRONG_SHAPES = {
     "countries": [b'{"name": "Nigeria"}', b"null"],
-    "rates": [b'{"result": "error", "error-type": "unsupported-code"}', b'{"result": "success"}', b"[]"],
+    "rates": [
+        b'{"result": "error", "error-type": "unsupported-code"}',
+        b'{"result": "success"}',
+        b"[]",
+    ],
 }
 
 
@@ -117,21 +150,27 @@ def assert_refresh_fails_cleanly(client, database_url, host):
     before = dump_database(database_url)
     response = client.post("/countries/refresh")
     assert response.status_code == 503
-    assert response.json() == {"error": "External data source unavailable", "details": f"Could not fetch data from {host}"}
+    assert response.json() == {
+        "error": "External data source unavailable",
+        "details": f"Could not fetch data from {host}",
+    }
     assert dump_database(database_url) == before
 
 
 @pytest.mark.parametrize("failure", FAILURES)
 @pytest.mark.parametrize("which", ["countries", "rates"])
-def test_failing_upstream_gives_503_and_changes_nothing(refreshed, upstream, database_url, which, failure, monkeypatch):
-    monkeypatch.setattr(service, "backoff_delay", lambda attempt: 0)
+def test_failing_upstream_gives_503_and_changes_nothing(
+    refreshed, upstream, database_url, which, failure, monkeypatch
+):
     FAILURES[failure](getattr(upstream, which))
     host = "countries.test" if which == "countries" else "rates.test"
     assert_refresh_fails_cleanly(refreshed, database_url, host)
 
 
 @pytest.mark.parametrize("which", ["countries", "rates"])
-def test_upstream_body_of_the_wrong_shape_gives_503_and_changes_nothing(refreshed, upstream, database_url, which):
+def test_upstream_body_of_the_wrong_shape_gives_503_and_changes_nothing(
+    refreshed, upstream, database_url, which
+):
     for body in WRONG_SHAPES[which]:
         getattr(upstream, which).respond(200, content=body)
         assert_refresh_fails_cleanly(refreshed, database_url, f"{which}.test")
@@ -144,9 +183,11 @@ def test_failure_before_the_first_refresh_leaves_the_database_empty(client, upst
 
 
 def test_server_errors_are_retried_up_to_three_attempts(client, upstream, monkeypatch):
-    monkeypatch.setattr(service, "backoff_delay", lambda attempt: 0)
-    upstream.rates.side_effect = [httpx.Response(503), httpx.ConnectError("reset"),
-                                  httpx.Response(200, content=fixture_bytes("rates.json"))]
+    upstream.rates.side_effect = [
+        httpx.Response(503),
+        httpx.ConnectError("reset"),
+        httpx.Response(200, content=fixture_bytes("rates.json")),
+    ]
     assert client.post("/countries/refresh").status_code == 200
     assert upstream.rates.call_count == 3
 
@@ -157,12 +198,14 @@ def test_client_errors_are_not_retried(client, upstream):
     assert upstream.countries.call_count == 1
 
 
-def test_refresh_answers_within_three_timeouts_and_two_seconds_whatever_upstream_does(settings, upstream):
+def test_refresh_answers_within_three_timeouts_and_two_seconds_whatever_upstream_does(
+    settings, upstream
+):
     async def hang(request):
         await asyncio.sleep(30)
 
     upstream.countries.side_effect = hang
-    fast = service.Settings(**{**service.msgspec.structs.asdict(settings), "http_timeout": 0.5})
+    fast = msgspec.structs.replace(settings, http_timeout=0.5)
     from conftest import make_client
 
     with make_client(fast) as client:
@@ -176,13 +219,13 @@ def test_refresh_answers_within_three_timeouts_and_two_seconds_whatever_upstream
 def test_database_error_halfway_through_the_write_gives_500_and_changes_nothing(
     refreshed, upstream, database_url, monkeypatch
 ):
-    real_upsert = service.upsert_rows
+    real_upsert = db.upsert_countries
 
-    async def fail_halfway(store, connection, rows):
-        await real_upsert(store, connection, rows[: len(rows) // 2])
+    async def fail_halfway(store, rows):
+        await real_upsert(store, rows[: len(rows) // 2])
         raise RuntimeError("injected failure after half the rows")
 
-    monkeypatch.setattr(service, "upsert_rows", fail_halfway)
+    monkeypatch.setattr(db, "upsert_countries", fail_halfway)
     upstream.countries.respond(200, json=[{"name": f"New {n}", "population": n} for n in range(10)])
     before = dump_database(database_url)
     response = refreshed.post("/countries/refresh")
@@ -216,7 +259,7 @@ def test_image_is_the_png_from_the_database_with_an_etag(refreshed, settings):
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (1200, 630)
-    assert response.headers["etag"] == service.image_etag(response.content)
+    assert response.headers["etag"] == core.image_etag(response.content)
     with open(settings.summary_image_path, "rb") as file:
         assert file.read() == response.content
 
@@ -229,16 +272,22 @@ def test_image_answers_304_to_its_own_etag(refreshed):
 
 def test_image_shows_the_top_five_by_gdp(refreshed, monkeypatch, upstream):
     seen = {}
-    real_render = service.render_summary
+    real_render = core.render_summary
 
     def spy(total, top, refreshed_at):
         seen.update(total=total, top=top, refreshed_at=refreshed_at)
         return real_render(total, top, refreshed_at)
 
-    monkeypatch.setattr(service, "render_summary", spy)
+    monkeypatch.setattr(core, "render_summary", spy)
     body = refreshed.post("/countries/refresh").json()
-    gdps = sorted(((c["estimated_gdp"], c["name"]) for c in refreshed.get("/countries").json()
-                   if c["estimated_gdp"] is not None), reverse=True)
+    gdps = sorted(
+        (
+            (c["estimated_gdp"], c["name"])
+            for c in refreshed.get("/countries").json()
+            if c["estimated_gdp"] is not None
+        ),
+        reverse=True,
+    )
     assert seen["total"] == 9 and seen["refreshed_at"] == body["last_refreshed_at"]
     assert seen["top"] == [(name, gdp) for gdp, name in gdps[:5]]
 
@@ -254,8 +303,7 @@ def test_unwritable_image_path_still_refreshes(settings, upstream, tmp_path):
     blocker.write_text("")
     from conftest import make_client
 
-    unwritable = service.Settings(**{**service.msgspec.structs.asdict(settings),
-                                     "summary_image_path": str(blocker / "summary.png")})
+    unwritable = msgspec.structs.replace(settings, summary_image_path=str(blocker / "summary.png"))
     with make_client(unwritable) as client:
         assert client.post("/countries/refresh").status_code == 200
         assert client.get("/countries/image").status_code == 200
@@ -264,7 +312,7 @@ def test_unwritable_image_path_still_refreshes(settings, upstream, tmp_path):
 def test_empty_image_path_writes_no_file(settings, upstream, tmp_path):
     from conftest import make_client
 
-    no_file = service.Settings(**{**service.msgspec.structs.asdict(settings), "summary_image_path": ""})
+    no_file = msgspec.structs.replace(settings, summary_image_path="")
     with make_client(no_file) as client:
         assert client.post("/countries/refresh").status_code == 200
     assert not (tmp_path / "cache").exists()
@@ -272,18 +320,32 @@ def test_empty_image_path_writes_no_file(settings, upstream, tmp_path):
 
 def test_image_shows_a_kept_country_that_upstream_no_longer_lists(refreshed, upstream, monkeypatch):
     seen = []
-    real_render = service.render_summary
-    monkeypatch.setattr(service, "render_summary", lambda total, top, at: seen.append((total, top)) or real_render(total, top, at))
-    upstream.countries.respond(200, json=[{"name": "Tinyland", "population": 1, "currencies": [{"code": "USD"}]}])
+    real_render = core.render_summary
+    monkeypatch.setattr(
+        core,
+        "render_summary",
+        lambda total, top, at: seen.append((total, top)) or real_render(total, top, at),
+    )
+    upstream.countries.respond(
+        200, json=[{"name": "Tinyland", "population": 1, "currencies": [{"code": "USD"}]}]
+    )
     refreshed.post("/countries/refresh")
-    top = [(c["name"], c["estimated_gdp"]) for c in refreshed.get("/countries?sort=gdp_desc&limit=5").json()]
+    top = [
+        (c["name"], c["estimated_gdp"])
+        for c in refreshed.get("/countries?sort=gdp_desc&limit=5").json()
+    ]
     assert seen[-1] == (10, top)
     assert "Tinyland" not in {name for name, _ in top}
 
 
 def test_names_differing_by_a_trailing_space_are_two_countries(client, upstream, database_url):
-    upstream.countries.respond(200, json=[{"name": "Nigeria", "population": 1}, {"name": "Nigeria ", "population": 2}])
+    upstream.countries.respond(
+        200, json=[{"name": "Nigeria", "population": 1}, {"name": "Nigeria ", "population": 2}]
+    )
     body = client.post("/countries/refresh").json()
     assert (body["total_countries"], body["inserted"]) == (2, 2)
-    assert sorted(query_rows(database_url, "SELECT name, population FROM countries")) == [("Nigeria", 1), ("Nigeria ", 2)]
+    assert sorted(query_rows(database_url, "SELECT name, population FROM countries")) == [
+        ("Nigeria", 1),
+        ("Nigeria ", 2),
+    ]
     assert client.post("/countries/refresh").json()["updated"] == 2

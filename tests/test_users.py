@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import concurrent.futures
+import contextlib
+import datetime as dt
 import itertools
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +14,8 @@ import httpx
 import pytest
 
 import service
-from conftest import dump_database, query_rows, raw_connection
+from conftest import dump_database, query_rows, raw_connection, running_server
+from countries import db, web
 
 ADA = {"name": "Ada", "email": "ada@example.com", "age": 36}
 GRACE = {"name": "Grace", "email": "grace@example.com", "age": 85}
@@ -59,17 +56,19 @@ def ada(client) -> dict:
 
 
 @pytest.fixture
-def clock(monkeypatch):
+def clock(client):
     """Pins the service's clock: `clock.now = "..."` sets the next stamps."""
 
     class Clock:
         now = "2025-10-22T18:00:00Z"
 
-    monkeypatch.setattr(service, "utc_stamp", lambda: Clock.now)
+    client.app.state.clock = lambda: dt.datetime.fromisoformat(Clock.now)
     return Clock
 
 
-def send(client, method: str, path: str, content: bytes, content_type: str | None = "application/json"):
+def send(
+    client, method: str, path: str, content: bytes, content_type: str | None = "application/json"
+):
     headers = {"Content-Type": content_type} if content_type else {}
     return client.request(method, path, content=content, headers=headers)
 
@@ -118,8 +117,13 @@ def test_age_bounds_are_accepted(client):
 
 
 def test_json_with_charset_is_accepted(client):
-    response = send(client, "POST", "/users", b'{"name": "Ada", "email": "ada@example.com", "age": 36}',
-                    "application/json; charset=utf-8")
+    response = send(
+        client,
+        "POST",
+        "/users",
+        b'{"name": "Ada", "email": "ada@example.com", "age": 36}',
+        "application/json; charset=utf-8",
+    )
     assert response.status_code == 201, response.text
     assert response.json()["name"] == "Ada"
 
@@ -165,7 +169,9 @@ def test_whitespace_only_name_is_400(client, database_url, ada):
 
 def test_name_over_100_characters_is_400(client, database_url, ada):
     with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json={**GRACE, "name": "n" * 101}), "name")
+        details = assert_validation_error(
+            client.post("/users", json={**GRACE, "name": "n" * 101}), "name"
+        )
     assert "100" in details["name"]
 
 
@@ -175,17 +181,30 @@ def test_name_that_is_not_a_string_is_400(client, database_url, ada):
 
 
 @pytest.mark.parametrize(
-    "email", ["grace", "grace@", "@example.com", "grace@@example.com", "grace @example.com", "grace@localhost", ""]
+    "email",
+    [
+        "grace",
+        "grace@",
+        "@example.com",
+        "grace@@example.com",
+        "grace @example.com",
+        "grace@localhost",
+        "",
+    ],
 )
 def test_invalid_email_is_400(client, database_url, ada, email):
     with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json={**GRACE, "email": email}), "email")
+        details = assert_validation_error(
+            client.post("/users", json={**GRACE, "email": email}), "email"
+        )
     assert "valid email" in details["email"]
 
 
 def test_email_that_is_not_a_string_is_400(client, database_url, ada):
     with unchanged(database_url):
-        assert_validation_error(client.post("/users", json={**GRACE, "email": ["grace@example.com"]}), "email")
+        assert_validation_error(
+            client.post("/users", json={**GRACE, "email": ["grace@example.com"]}), "email"
+        )
 
 
 def test_email_differing_only_in_case_is_409(client, database_url, ada):
@@ -216,7 +235,9 @@ def test_age_with_a_zero_fraction_is_that_integer(client):
 
 def test_unknown_field_is_400(client, database_url, ada):
     with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json={**GRACE, "role": "admin"}), "role")
+        details = assert_validation_error(
+            client.post("/users", json={**GRACE, "role": "admin"}), "role"
+        )
     assert details["role"] == "is not an accepted field"
 
 
@@ -233,7 +254,9 @@ def test_every_bad_field_is_named(client, database_url, ada):
         assert_validation_error(client.post("/users", json=body), "name", "email", "age", "role")
 
 
-@pytest.mark.parametrize("content", [b'{"name": "Grace",', b"", b"not json", b"\xff\xfe", b'{"name": "\\ud800"}'])
+@pytest.mark.parametrize(
+    "content", [b'{"name": "Grace",', b"", b"not json", b"\xff\xfe", b'{"name": "\\ud800"}']
+)
 def test_malformed_json_is_400_with_body_details(client, database_url, ada, content):
     with unchanged(database_url):
         details = assert_validation_error(send(client, "POST", "/users", content), "body")
@@ -250,7 +273,9 @@ def test_json_that_is_not_an_object_is_400(client, database_url, ada, content):
 # ----- 415, 413 and their precedence ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"]
+)
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
 def test_body_without_json_content_type_is_415(client, database_url, ada, method, content_type):
     path = "/users" if method == "POST" else f"/users/{ada['id']}"
@@ -295,8 +320,18 @@ def test_id_is_matched_whatever_the_case_of_its_hex_digits(client, ada):
     assert client.get(f"/users/{ada['id'].upper()}").json() == ada
 
 
-@pytest.mark.parametrize("user_id", ["not-a-uuid", "1", "' OR 1=1 --", "x" * 5000, UNKNOWN_ID.replace("-", ""),
-                                     "%C3%A9", UNKNOWN_ID + "0"])
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        "not-a-uuid",
+        "1",
+        "' OR 1=1 --",
+        "x" * 5000,
+        UNKNOWN_ID.replace("-", ""),
+        "%C3%A9",
+        UNKNOWN_ID + "0",
+    ],
+)
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 def test_id_that_is_not_a_uuid_is_404(client, database_url, ada, method, user_id):
     with unchanged(database_url):
@@ -313,13 +348,18 @@ def test_unknown_uuid_is_404(client, database_url, ada, method):
     assert response.json() == {"error": "User not found"}
 
 
-@pytest.mark.parametrize("content, content_type", [
-    (b"x" * (64 * 1024 + 1), "application/json"),  # would be 413
-    (b'{"name": "Grace"}', "text/plain"),  # would be 415
-    (b"[", "application/json"),  # would be 400
-])
+@pytest.mark.parametrize(
+    "content, content_type",
+    [
+        (b"x" * (64 * 1024 + 1), "application/json"),  # would be 413
+        (b'{"name": "Grace"}', "text/plain"),  # would be 415
+        (b"[", "application/json"),  # would be 400
+    ],
+)
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
-def test_unknown_user_is_404_before_413_415_and_400(client, database_url, ada, method, content, content_type):
+def test_unknown_user_is_404_before_413_415_and_400(
+    client, database_url, ada, method, content, content_type
+):
     with unchanged(database_url):
         response = send(client, method, f"/users/{UNKNOWN_ID}", content, content_type)
     assert response.status_code == 404
@@ -348,24 +388,34 @@ def test_head_answers_as_get_without_a_body(client, ada):
 def test_put_replaces_every_field_and_moves_updated_at(client, clock, database_url):
     user = create(client, ADA)
     clock.now = "2025-10-23T09:30:00Z"
-    response = client.put(f"/users/{user['id']}", json={"name": " Grace ", "email": "Grace@EXAMPLE.com", "age": 85})
+    response = client.put(
+        f"/users/{user['id']}", json={"name": " Grace ", "email": "Grace@EXAMPLE.com", "age": 85}
+    )
     assert response.status_code == 200
     assert response.json() == {
-        "id": user["id"], "name": "Grace", "email": "Grace@example.com", "age": 85,
-        "created_at": "2025-10-22T18:00:00Z", "updated_at": "2025-10-23T09:30:00Z",
+        "id": user["id"],
+        "name": "Grace",
+        "email": "Grace@example.com",
+        "age": 85,
+        "created_at": "2025-10-22T18:00:00Z",
+        "updated_at": "2025-10-23T09:30:00Z",
     }
     assert client.get(f"/users/{user['id']}").json() == response.json()
 
 
 def test_put_requires_every_field(client, database_url, ada):
     with unchanged(database_url):
-        details = assert_validation_error(client.put(f"/users/{ada['id']}", json={"age": 40}), "name", "email")
+        details = assert_validation_error(
+            client.put(f"/users/{ada['id']}", json={"age": 40}), "name", "email"
+        )
     assert details == {"name": "is required", "email": "is required"}
 
 
 def test_put_validates_like_post(client, database_url, ada):
     with unchanged(database_url):
-        assert_validation_error(client.put(f"/users/{ada['id']}", json={**ADA, "age": 151, "x": 1}), "age", "x")
+        assert_validation_error(
+            client.put(f"/users/{ada['id']}", json={**ADA, "age": 151, "x": 1}), "age", "x"
+        )
 
 
 def test_put_with_another_users_email_is_409_and_changes_nothing(client, database_url, ada):
@@ -403,9 +453,15 @@ def test_patch_changes_only_the_given_fields(client, clock):
 
 
 def test_patch_trims_and_normalises_like_post(client, ada):
-    response = client.patch(f"/users/{ada['id']}", json={"name": " Ada L. ", "email": "Ada@Example.ORG"})
-    assert response.json() | {"updated_at": None} == {**ada, "name": "Ada L.", "email": "Ada@example.org",
-                                                        "updated_at": None}
+    response = client.patch(
+        f"/users/{ada['id']}", json={"name": " Ada L. ", "email": "Ada@Example.ORG"}
+    )
+    assert response.json() | {"updated_at": None} == {
+        **ada,
+        "name": "Ada L.",
+        "email": "Ada@example.org",
+        "updated_at": None,
+    }
 
 
 def test_patch_empty_object_changes_nothing_and_keeps_updated_at(client, clock, database_url):
@@ -425,11 +481,19 @@ def test_patch_of_the_same_values_keeps_updated_at(client, clock, database_url):
     assert response.json() == user
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"name": None}, "name"), ({"email": None}, "email"), ({"age": None}, "age"),
-    ({"name": "  "}, "name"), ({"email": "ada"}, "email"), ({"age": "37"}, "age"), ({"id": UNKNOWN_ID}, "id"),
-    ({"created_at": "2020-01-01T00:00:00Z"}, "created_at"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": None}, "name"),
+        ({"email": None}, "email"),
+        ({"age": None}, "age"),
+        ({"name": "  "}, "name"),
+        ({"email": "ada"}, "email"),
+        ({"age": "37"}, "age"),
+        ({"id": UNKNOWN_ID}, "id"),
+        ({"created_at": "2020-01-01T00:00:00Z"}, "created_at"),
+    ],
+)
 def test_patch_validates_each_given_field(client, database_url, ada, body, field):
     with unchanged(database_url):
         assert_validation_error(client.patch(f"/users/{ada['id']}", json=body), field)
@@ -499,8 +563,18 @@ def test_list_pages_with_limit_and_offset_and_counts_all(client, clock):
 
 
 def test_list_limit_defaults_to_100(client, database_url):
-    rows = [(str(uuid.uuid4()), "U", f"u{n}@example.com", f"u{n}@example.com", 1, "2025-10-22T18:00:00Z",
-             "2025-10-22T18:00:00Z") for n in range(101)]
+    rows = [
+        (
+            str(uuid.uuid4()),
+            "U",
+            f"u{n}@example.com",
+            f"u{n}@example.com",
+            1,
+            "2025-10-22T18:00:00Z",
+            "2025-10-22T18:00:00Z",
+        )
+        for n in range(101)
+    ]
     insert_rows(database_url, rows)
     response = client.get("/users")
     assert len(response.json()) == 100
@@ -508,10 +582,18 @@ def test_list_limit_defaults_to_100(client, database_url):
     assert len(client.get("/users", params={"limit": 1000}).json()) == 101
 
 
-@pytest.mark.parametrize("params, field", [
-    ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"), ({"limit": "abc"}, "limit"), ({"limit": ""}, "limit"),
-    ({"limit": "1.5"}, "limit"), ({"offset": "-1"}, "offset"), ({"offset": "x"}, "offset"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"limit": "abc"}, "limit"),
+        ({"limit": ""}, "limit"),
+        ({"limit": "1.5"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"offset": "x"}, "offset"),
+    ],
+)
 def test_list_bad_paging_parameter_is_400(client, ada, params, field):
     details = assert_validation_error(client.get("/users", params=params), field)
     assert field in details
@@ -525,19 +607,24 @@ def test_list_ignores_unknown_parameters(client, ada):
 
 
 def test_users_survive_a_restart(database_url, tmp_path):
-    with running_server(database_url, tmp_path) as base:
+    with running_server(user_server_env(database_url), tmp_path / "server.log") as (base, _):
         created = httpx.post(f"{base}/users", json=ADA, timeout=10)
         assert created.status_code == 201, created.text
-    with running_server(database_url, tmp_path) as base:
+    with running_server(user_server_env(database_url), tmp_path / "server.log") as (base, _):
         response = httpx.get(f"{base}{created.headers['location']}", timeout=10)
     assert response.status_code == 200
     assert response.json() == created.json()
 
 
 def test_concurrent_registrations_of_one_email_let_exactly_one_win(database_url, tmp_path):
-    with running_server(database_url, tmp_path) as base:
+    with running_server(user_server_env(database_url), tmp_path / "server.log") as (base, _):
+
         def register(n: int) -> int:
-            body = {**ADA, "name": f"Ada {n}", "email": "ADA@example.com" if n % 2 else "ada@example.com"}
+            body = {
+                **ADA,
+                "name": f"Ada {n}",
+                "email": "ADA@example.com" if n % 2 else "ada@example.com",
+            }
             return httpx.post(f"{base}/users", json=body, timeout=20).status_code
 
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
@@ -549,56 +636,19 @@ def test_concurrent_registrations_of_one_email_let_exactly_one_win(database_url,
 # ----- helpers ----------------------------------------------------------------------------------
 
 
+def user_server_env(database_url: str) -> dict[str, str]:
+    return {"DATABASE_URL": database_url, "SUMMARY_IMAGE_PATH": "", "LOG_LEVEL": "warning"}
+
+
 def msgspec_json(value) -> bytes:
-    return service.JSON_ENCODER.encode(value)
+    return web.JSON_ENCODER.encode(value)
 
 
 def insert_rows(database_url: str, rows: list[tuple]) -> None:
     sql = "INSERT INTO users (id, name, email, email_key, age, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
     with raw_connection(database_url) as connection:
         cursor = connection.cursor()
-        if service.dialect_of(database_url) == "mysql":
+        if db.dialect_of(database_url) == "mysql":
             sql = sql.replace("?", "%s")
         cursor.executemany(sql, rows)
         connection.commit()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def running_server(database_url: str, tmp_path: Path):
-    """`python service.py` on a free port; yields its base URL once /healthz answers, and stops
-    it with SIGTERM (killing it if it hangs) whatever happens."""
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if name not in service.SETTING_NAMES}
-    env.update(DATABASE_URL=database_url, HOST="127.0.0.1", PORT=str(port), SUMMARY_IMAGE_PATH="", LOG_LEVEL="warning")
-    log_path = tmp_path / f"server-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, str(SERVICE)], cwd=tmp_path, env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(base, process, log_path)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"server did not answer /healthz within {timeout} s:\n{log_path.read_text()}")

@@ -1,0 +1,461 @@
+"""The database: the URL, migrations, SQL called by name, the store and its deadline, execution
+helpers over the driver, and one function per thing the service reads or writes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import re
+import sqlite3
+import typing
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import databases
+import msgspec
+import pymysql
+
+from countries.core import MAX_SHORT_TEXT, changes_user, text_key, user_params
+from countries.errors import ApiError
+
+HERE = Path(__file__).resolve().parent.parent
+QUERIES_DIR = HERE / "queries"
+MIGRATIONS_DIR = HERE / "migrations"
+
+
+# ----- the URL ----------------------------------------------------------------------------------
+
+
+def dialect_of(database_url: str) -> Literal["mysql", "sqlite"]:
+    scheme = urllib.parse.urlsplit(database_url).scheme.split("+")[0]
+    if scheme in ("mysql", "mariadb"):
+        return "mysql"
+    if scheme == "sqlite":
+        return "sqlite"
+    raise SystemExit(f"DATABASE_URL must be sqlite:/// or mysql://, not {scheme}://")
+
+
+def with_scheme(database_url: str, scheme: str) -> str:
+    # string surgery rather than urlunsplit, which turns sqlite:////abs/path into sqlite://abs/path
+    return scheme + ":" + database_url.split(":", 1)[1]
+
+
+def async_database_url(database_url: str) -> str:
+    """The URL for `databases`: the async driver named, operator query strings kept."""
+    driver = "mysql+aiomysql" if dialect_of(database_url) == "mysql" else "sqlite+aiosqlite"
+    return with_scheme(database_url, driver)
+
+
+def migrations_database_url(database_url: str) -> str:
+    """yoyo wants `mysql://` (PyMySQL), not the async driver, and no query string."""
+    return with_scheme(database_url, dialect_of(database_url)).split("?", 1)[0]
+
+
+def sqlite_path(database_url: str) -> str:
+    return database_url.split("?", 1)[0].split(":///", 1)[1]
+
+
+def apply_migrations(database_url: str) -> None:
+    """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at once."""
+    from yoyo import get_backend, read_migrations
+
+    dialect = dialect_of(database_url)
+    backend = get_backend(migrations_database_url(database_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR / dialect))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+    if dialect == "sqlite":
+        # WAL lets readers see the last committed refresh while a new one is being written.
+        with contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+
+
+# ----- SQL by name --------------------------------------------------------------------------------
+
+# Every query the code calls. Start-up fails if one has no file, so a missing file is found then,
+# not by the first request that needs it; tests check that no file is left out of this list.
+QUERY_NAMES = frozenset({
+    "bump_data_version", "claim_scheduled_refresh", "count_countries", "count_country_by_id",
+    "count_user_by_id", "count_users", "delete_country_by_id", "delete_user_by_id", "insert_user",
+    "select_countries", "select_country_by_key", "select_country_ids", "select_data_version",
+    "select_one", "select_schedule_claim", "select_status", "select_summary_image",
+    "select_top_countries", "select_user_by_id", "select_users", "update_refresh_state",
+    "update_user", "upsert_countries",
+})  # fmt: skip
+
+
+def read_sql_files(dialect: str, folder: Path = QUERIES_DIR) -> dict[str, str]:
+    """Every `queries/<name>.sql`, with `<name>.<dialect>.sql` preferred where it exists."""
+    portable: dict[str, str] = {}
+    variants: dict[str, dict[str, str]] = {}
+    for path in sorted(folder.glob("*.sql")):
+        name, _, rest = path.name.partition(".")
+        lines = path.read_text("utf-8").splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("--"))
+        text = text.strip().rstrip(";")
+        if rest == "sql":
+            portable[name] = text
+        else:
+            variants.setdefault(name, {})[rest.removesuffix(".sql")] = text
+    texts = dict(portable)
+    for name, by_dialect in variants.items():
+        if dialect in by_dialect:
+            texts[name] = by_dialect[dialect]
+        elif name not in portable:
+            raise RuntimeError(f"queries/{name}: no {dialect} variant and no portable file")
+    return texts
+
+
+class Queries:
+    """The SQL of `queries/` as attributes (`queries.select_status`), for one dialect."""
+
+    def __init__(self, dialect: str, folder: Path = QUERIES_DIR, names: frozenset = QUERY_NAMES):
+        texts = read_sql_files(dialect, folder)
+        missing = sorted(names - texts.keys())
+        if missing:
+            raise RuntimeError(f"queries/: no SQL file for {', '.join(missing)}")
+        for name in names:
+            setattr(self, name, texts[name])
+
+
+@functools.cache
+def pyformat(sql: str) -> str:
+    """`:name` placeholders as the MySQL driver's own `%(name)s`."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+
+
+# ----- the store and its deadline ---------------------------------------------------------------------
+
+
+class Store(msgspec.Struct):
+    """What the handlers need to reach the database. `on_commit` callbacks run after each write
+    transaction commits (the response cache drops its answers there)."""
+
+    db: databases.Database
+    dialect: str
+    queries: Queries
+    timeout: float
+    on_commit: list[Callable[[], None]] = msgspec.field(default_factory=list)
+
+
+def make_store(database_url: str, timeout: float) -> Store:
+    dialect = dialect_of(database_url)
+    if dialect == "mysql":
+        options = {
+            "charset": "utf8mb4",
+            "pool_recycle": 300,
+            "connect_timeout": int(max(1, timeout)),
+        }
+    else:
+        options = {"timeout": timeout}
+    db = databases.Database(async_database_url(database_url), **options)
+    return Store(db=db, dialect=dialect, queries=Queries(dialect), timeout=timeout)
+
+
+async def bounded(seconds: float, work: typing.Awaitable):
+    """`work` within `seconds`, else TimeoutError (503 Database unavailable).
+
+    The work runs in a task of its own that is abandoned, not awaited, at the deadline: a hung
+    server would also hang the rollback that cancelling it starts. Its own connection comes from
+    the pool and goes back when the server answers again."""
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        raise TimeoutError(f"database did not answer within {seconds} s")
+    return task.result()
+
+
+def db_work(function: Callable) -> Callable:
+    """Runs a store function under the store's deadline (see `bounded`)."""
+
+    @functools.wraps(function)
+    async def run(store: Store, *args: Any) -> Any:
+        return await bounded(store.timeout, function(store, *args))
+
+    return run
+
+
+DATABASE_DOWN_CODES = {1040, 1205, 2003, 2006, 2013, 2055}
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, pymysql.err.OperationalError):
+        return bool(exc.args) and exc.args[0] in DATABASE_DOWN_CODES
+    if isinstance(exc, sqlite3.OperationalError):
+        return "locked" in str(exc) or "busy" in str(exc)
+    return isinstance(exc, OSError)  # refused, reset, or TimeoutError from `bounded`
+
+
+# ----- execution, straight to the driver ----------------------------------------------------------
+# `databases` compiles each statement and value through SQLAlchemy first (~25 us a value) and wraps
+# each row in a Record (~7 ms for 250 countries): these run on the driver's own cursor, on this
+# task's connection, inside its transaction if any.
+
+
+@contextlib.asynccontextmanager
+async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = None):
+    """A driver cursor that has run `sql`."""
+    async with store.db.connection() as connection:
+        raw = connection.raw_connection
+        if store.dialect == "mysql":
+            async with raw.cursor() as cursor:
+                await cursor.execute(pyformat(sql), values or {})
+                yield cursor
+        else:
+            async with raw.execute(sql, values or {}) as cursor:
+                yield cursor
+
+
+async def fetch_rows(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[tuple]:
+    async with cursor_for(store, sql, values) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def fetch_all(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
+    async with cursor_for(store, sql, values) as cursor:
+        rows = await cursor.fetchall()
+        names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row)) for row in rows]
+
+
+async def fetch_one(store: Store, sql: str, values: dict[str, Any] | None = None) -> dict | None:
+    rows = await fetch_all(store, sql, values)
+    return rows[0] if rows else None
+
+
+async def fetch_value(store: Store, sql: str, values: dict[str, Any] | None = None) -> Any:
+    rows = await fetch_rows(store, sql, values)
+    return rows[0][0] if rows else None
+
+
+async def execute(store: Store, sql: str, values: dict[str, Any] | None = None) -> None:
+    async with cursor_for(store, sql, values):
+        pass
+
+
+async def execute_many(store: Store, sql: str, rows: list[dict]) -> None:
+    async with store.db.connection() as connection:
+        raw = connection.raw_connection
+        if store.dialect == "mysql":
+            async with raw.cursor() as cursor:
+                await cursor.executemany(pyformat(sql), rows)
+        else:
+            await raw.executemany(sql, rows)
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(store: Store):
+    """A transaction that first takes the write lock; once it commits, `on_commit` runs."""
+    async with store.db.transaction():
+        # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
+        # writers across processes, before anything is read; the new data_version also tells
+        # other processes' caches that the data changed.
+        await execute(store, store.queries.bump_data_version)
+        yield
+    for callback in store.on_commit:
+        callback()
+
+
+# ----- countries --------------------------------------------------------------------------------------
+
+# A list's optional filters: fixed clauses, chosen by name and joined by AND.
+COUNTRY_FILTERS = {
+    "region": "region_key = :region",
+    "currency": "currency_key = :currency",
+}
+COUNTRY_ORDERS = {
+    None: "id",
+    # each matches an index (migration 0004); name_key is unique, so names need no tie-break
+    "gdp_desc": "gdp_missing, estimated_gdp DESC, id",
+    "gdp_asc": "gdp_missing, estimated_gdp, id",
+    "population_desc": "population DESC, id",
+    "population_asc": "population, id",
+    "name_asc": "name_key",
+    "name_desc": "name_key DESC",
+}
+NO_LIMIT = 2**62
+
+
+def where(clauses: list[str]) -> str:
+    return "WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+@db_work
+async def select_countries(
+    store: Store, filters: dict[str, str], sort: str | None, limit: int | None, offset: int
+) -> tuple[list[dict], int]:
+    """One page of countries and the number matching before paging, from one snapshot.
+    `filters` maps names of COUNTRY_FILTERS to the values asked for."""
+    conditions = where([COUNTRY_FILTERS[name] for name in filters])
+    values = {name: text_key(value) for name, value in filters.items()}
+    page = {"limit": NO_LIMIT if limit is None else limit, "offset": offset}
+    select = store.queries.select_countries.format(filters=conditions, order=COUNTRY_ORDERS[sort])
+    count = store.queries.count_countries.format(filters=conditions)
+    return await fetch_page(store, select, count, values, page)
+
+
+async def fetch_page(
+    store: Store, select_sql: str, count_sql: str, values: dict, page: dict
+) -> tuple[list[dict], int]:
+    """One page of rows and the number matching before paging, from one snapshot."""
+    async with store.db.transaction():
+        rows = await fetch_all(store, select_sql, {**values, **page})
+        total = await fetch_value(store, count_sql, values)
+    return rows, total
+
+
+@db_work
+async def select_country(store: Store, name: str) -> dict | None:
+    key = text_key(name)
+    if len(key) > 3 * MAX_SHORT_TEXT:
+        return None  # longer than any stored key
+    return await fetch_one(store, store.queries.select_country_by_key, {"name_key": key})
+
+
+async def select_country_ids(store: Store) -> dict[str, int]:
+    """name_key -> id of every stored country (up to 100,000 rows)."""
+    pairs = await fetch_rows(store, store.queries.select_country_ids)
+    # MySQL's binary key columns (migration 0005) come back as bytes
+    return {
+        key.decode() if isinstance(key, bytes) else key: country_id for key, country_id in pairs
+    }
+
+
+async def upsert_countries(store: Store, rows: list[dict]) -> None:
+    # Rows carry their id when they exist: InnoDB then finds them by primary key, instead of
+    # inserting, hitting the unique name_key and undoing the insert (2x slower, and it burns an
+    # auto-increment value per row)
+    if store.dialect == "sqlite":
+        # the default 2 MB page cache thrashes on the indexes past ~20,000 rows (7.0 s -> 4.5 s for 100,000)
+        await execute(store, "PRAGMA cache_size = -65536")
+    await execute_many(store, store.queries.upsert_countries, rows)
+
+
+async def select_top_countries(store: Store, count: int) -> list[tuple[str, float]]:
+    return [
+        (name, gdp)
+        for name, gdp in await fetch_rows(
+            store, store.queries.select_top_countries, {"limit": count}
+        )
+    ]
+
+
+async def update_refresh_state(store: Store, stamp: str, png: bytes, etag: str) -> None:
+    values = {"last_refreshed_at": stamp, "summary_png": png, "summary_etag": etag}
+    await execute(store, store.queries.update_refresh_state, values)
+
+
+@db_work
+async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
+    """Delete one row by id; False if it was already gone."""
+    async with write_transaction(store):
+        deleted = await fetch_value(store, count_query, {"id": row_id})
+        await execute(store, delete_query, {"id": row_id})
+    return bool(deleted)
+
+
+async def delete_country(store: Store, country_id: int) -> bool:
+    queries = store.queries
+    return await delete_row(
+        store, queries.count_country_by_id, queries.delete_country_by_id, country_id
+    )
+
+
+# ----- the refresh state --------------------------------------------------------------------------
+
+
+@db_work
+async def select_status(store: Store) -> dict:
+    return await fetch_one(store, store.queries.select_status)
+
+
+@db_work
+async def select_summary_image(store: Store) -> tuple[bytes, str] | None:
+    row = await fetch_one(store, store.queries.select_summary_image)
+    return (
+        None
+        if row is None or row["summary_png"] is None
+        else (bytes(row["summary_png"]), row["summary_etag"])
+    )
+
+
+@db_work
+async def select_data_version(store: Store) -> int:
+    return await fetch_value(store, store.queries.select_data_version)
+
+
+@db_work
+async def ping(store: Store) -> None:
+    await fetch_value(store, store.queries.select_one)
+
+
+@db_work
+async def claim_scheduled_refresh(store: Store, now: float, interval: float, token: str) -> bool:
+    """True if this process won this interval's scheduled refresh over every other process."""
+    # 5% slack, so that a process ticking a little early still claims its own next interval
+    values = {"now": now, "due": now - 0.95 * interval, "token": token}
+    await execute(store, store.queries.claim_scheduled_refresh, values)
+    return await fetch_value(store, store.queries.select_schedule_claim) == token
+
+
+# ----- users --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def email_clash_as_409():
+    """The unique index on email_key, not a look-up beforehand, decides between racing writers."""
+    try:
+        yield
+    except (sqlite3.IntegrityError, pymysql.err.IntegrityError) as error:
+        if "email_key" not in str(error):
+            raise
+        raise ApiError(409, "Email already registered") from None
+
+
+async def select_user(store: Store, user_id: str) -> dict | None:
+    return await fetch_one(store, store.queries.select_user_by_id, {"id": user_id})
+
+
+find_user = db_work(select_user)  # select_user itself also runs inside update_user's transaction
+
+
+@db_work
+async def insert_user(store: Store, row: dict) -> None:
+    with email_clash_as_409():
+        async with write_transaction(store):
+            await execute(store, store.queries.insert_user, user_params(row))
+
+
+@db_work
+async def update_user(store: Store, user_id: str, fields: dict, stamp: str) -> dict | None:
+    """Apply `fields` to the user as it stands under the write lock; None if it is gone."""
+    with email_clash_as_409():
+        async with write_transaction(store):
+            row = await select_user(store, user_id)
+            if row is None or not changes_user(row, fields):
+                return row
+            row = {**row, **fields, "updated_at": stamp}
+            params = user_params(row)
+            del params["created_at"]  # never changes, so update_user has no parameter for it
+            await execute(store, store.queries.update_user, params)
+    return row
+
+
+async def delete_user(store: Store, user_id: str) -> bool:
+    return await delete_row(
+        store, store.queries.count_user_by_id, store.queries.delete_user_by_id, user_id
+    )
+
+
+@db_work
+async def select_users(store: Store, limit: int, offset: int) -> tuple[list[dict], int]:
+    page = {"limit": limit, "offset": offset}
+    return await fetch_page(store, store.queries.select_users, store.queries.count_users, {}, page)

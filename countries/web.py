@@ -1,0 +1,507 @@
+"""Web plumbing: JSON answers and the error envelope, request bodies and their validation, the
+response cache, and the ASGI middleware (admin token, access log) with the logging set-up."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import functools
+import hmac
+import logging
+import math
+import re
+import sys
+import time
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NamedTuple
+
+import msgspec
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from countries import db
+from countries.core import JSON_ERRORS
+from countries.errors import ApiError, validation_error
+
+log = logging.getLogger("countries")
+
+JSON_ENCODER = msgspec.json.Encoder()
+NOT_EMPTY = msgspec.Meta(min_length=1)
+
+
+class ErrorBody(msgspec.Struct, forbid_unknown_fields=True):
+    error: str
+    # present only when there is something to say: never null, never empty
+    details: (
+        Annotated[dict[str, str], NOT_EMPTY] | Annotated[str, NOT_EMPTY] | msgspec.UnsetType
+    ) = msgspec.UNSET
+
+
+ERROR_TITLES = {
+    400: "Validation failed",
+    401: "Unauthorized",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    500: "Internal server error",
+}
+
+MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`\[.]*)")
+
+
+def field_rule(info: msgspec.inspect.Type) -> str:
+    """What a field must be, in words, from the same constraints msgspec checks."""
+    if isinstance(info, msgspec.inspect.UnionType):
+        kinds = [
+            t
+            for t in info.types
+            if not isinstance(t, (msgspec.inspect.NoneType, msgspec.inspect.UnsetType))
+        ]
+        if len(kinds) == 1:
+            return field_rule(kinds[0])
+    if isinstance(info, msgspec.inspect.Metadata):
+        described = (info.extra_json_schema or {}).get("description")
+        return f"must be {described}" if described else field_rule(info.type)
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return "must be one of " + ", ".join(map(str, info.values))
+    if isinstance(info, tuple):  # a Literal's values in their declared order
+        return "must be one of " + ", ".join(map(str, info))
+    if isinstance(info, msgspec.inspect.IntType):
+        low, high = info.ge, info.le
+        if low is not None and high is not None:
+            return f"must be an integer from {low} to {high}"
+        return "must be an integer" + (f" of at least {low}" if low is not None else "")
+    if isinstance(info, msgspec.inspect.StrType):
+        if info.max_length is not None:
+            return f"must be a string of {info.min_length or 0} to {info.max_length} characters"
+        return "must be a non-empty string" if info.min_length else "must be a string"
+    return "is not valid"
+
+
+def literal_values(struct: type) -> dict[str, tuple]:
+    """Fields typed as a Literal, with its values in declared order (msgspec.inspect sorts them)."""
+    found = {}
+    for name, hint in typing.get_type_hints(struct).items():
+        for arm in typing.get_args(hint) or (hint,):
+            if typing.get_origin(arm) is Literal:
+                found[name] = typing.get_args(arm)
+    return found
+
+
+def describe_failure(struct: type, message: str) -> tuple[str, str]:
+    """(field, what is wrong) from one msgspec validation message about `struct`."""
+    missing = re.match(r"Object missing required field `([^`]+)`", message)
+    if missing:
+        return missing.group(1), "is required"
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", message)
+    if unknown:
+        return unknown.group(1), "is not an accepted field"
+    located = MSGSPEC_PATH.search(message)
+    if not located or not located.group(1):
+        return "body", "must be a JSON object"
+    field = located.group(1)
+    if "got `null`" in message:
+        return field, "must not be null"
+    infos = field_types(struct)
+    return field, field_rule(infos[field]) if field in infos else "is not valid"
+
+
+# msgspec.inspect takes ~300 us a call: once per Struct is enough
+@functools.cache
+def field_types(struct: type) -> dict[str, Any]:
+    return {f.name: f.type for f in msgspec.inspect.type_info(struct).fields} | literal_values(
+        struct
+    )
+
+
+@functools.cache
+def required_fields(struct: type) -> tuple[str, ...]:
+    return tuple(f.encode_name for f in msgspec.inspect.type_info(struct).fields if f.required)
+
+
+def missing_fields(struct: type, values: dict[str, Any]) -> dict[str, str]:
+    # msgspec names only the first missing field; the contract wants every bad one
+    return {name: "is required" for name in required_fields(struct) if name not in values}
+
+
+def convert_or_400(
+    values: dict[str, Any], struct: type, strict: bool = True, details: dict[str, str] | None = None
+):
+    """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets.
+    `details` are problems the caller found itself, reported with msgspec's."""
+    details = {**missing_fields(struct, values), **(details or {})}
+    values = dict(values)
+    while True:
+        try:
+            result = msgspec.convert(values, struct, strict=strict)
+        except msgspec.ValidationError as error:
+            field, problem = describe_failure(struct, str(error))
+            details.setdefault(field, problem)
+            if field not in values:
+                raise validation_error(details) from None  # a missing field: nothing left to drop
+            del values[field]  # drop it and look for the next bad field
+            continue
+        if details:
+            raise validation_error(details)
+        return result
+
+
+CACHE_RECHECK_SECONDS = 0.5
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+
+
+class CachedAnswer(NamedTuple):
+    """An answer as bytes and headers: each request gets a Response of its own, since middleware
+    such as Starlette's GZipMiddleware changes the Response it sends."""
+
+    status: int
+    body: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+
+    @classmethod
+    def of(cls, response: Response) -> CachedAnswer:
+        return cls(response.status_code, response.body, list(response.raw_headers))
+
+    def response(self) -> Response:
+        response = Response(self.body, self.status)
+        response.raw_headers = list(self.raw_headers)
+        return response
+
+
+class ResponseCache:
+    """Encoded answers of the read routes, kept until the data changes.
+
+    A write in this process drops them as it commits (`forget` is one of the store's on_commit
+    callbacks). A write by another process sharing the database bumps refresh_state.data_version,
+    which each process reads at most every CACHE_RECHECK_SECONDS: other processes see a write
+    within that time (plus one query)."""
+
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, recheck: float = CACHE_RECHECK_SECONDS):
+        self.max_bytes, self.recheck = max_bytes, recheck
+        self.answers: collections.OrderedDict[Any, CachedAnswer] = collections.OrderedDict()
+        self.size = 0
+        self.generation = 0  # moves on every forget(): an answer read before it is never kept
+        self.data_version: int | None = None
+        self.checked_at = -math.inf
+        self.checking: asyncio.Future | None = None
+        self.in_flight: dict[tuple[Any, int], asyncio.Future] = {}
+
+    def forget(self) -> None:
+        self.generation += 1
+        self.answers.clear()
+        self.size = 0
+
+    async def revalidate(self, store: db.Store) -> None:
+        if time.monotonic() - self.checked_at < self.recheck:
+            return
+        if self.checking is None:  # one look at the version at a time, however many requests wait
+            self.checking = asyncio.ensure_future(self.check_version(store))
+        await asyncio.shield(self.checking)
+
+    async def check_version(self, store: db.Store) -> None:
+        try:
+            version = await db.select_data_version(store)
+            if version != self.data_version:
+                self.data_version = version
+                self.forget()
+            self.checked_at = time.monotonic()
+        finally:
+            self.checking = None
+
+    async def produce(
+        self, key: Any, answer: Callable[[], typing.Awaitable[Response]]
+    ) -> CachedAnswer:
+        """A fresh answer, kept if 200. Requests for the same key that arrive meanwhile wait for
+        the same answer, rather than all asking the database at once (as after every write)."""
+        flight = (key, self.generation)
+        running = self.in_flight.get(flight)
+        if running is None:
+            running = self.in_flight[flight] = asyncio.ensure_future(self.encoded(answer))
+            running.add_done_callback(lambda done: self.keep(flight, done))
+        return await asyncio.shield(running)
+
+    @staticmethod
+    async def encoded(answer: Callable[[], typing.Awaitable[Response]]) -> CachedAnswer:
+        return CachedAnswer.of(await answer())
+
+    def keep(self, flight: tuple[Any, int], done: asyncio.Future) -> None:
+        del self.in_flight[flight]
+        if not done.cancelled() and done.exception() is None and done.result().status == 200:
+            self.put(*flight, done.result())
+
+    def get(self, key: Any) -> CachedAnswer | None:
+        answer = self.answers.get(key)
+        if answer is not None:
+            self.answers.move_to_end(key)
+        return answer
+
+    def put(self, key: Any, generation: int, answer: CachedAnswer) -> None:
+        if generation != self.generation or len(answer.body) > self.max_bytes // 4:
+            return
+        self.size += len(answer.body) - (len(self.answers[key].body) if key in self.answers else 0)
+        self.answers[key] = answer
+        while self.size > self.max_bytes:
+            _, evicted = self.answers.popitem(last=False)
+            self.size -= len(evicted.body)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(JSON_ENCODER.encode(payload), status, headers, media_type="application/json")
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refusing (413) more than MAX_BODY_BYTES without reading it all, and (408)
+    one still arriving after BODY_TIMEOUT: a stalled client must not hold a request forever."""
+    settings = request.app.state.settings
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise ApiError(413, "Request body too large")
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            return await read_chunks(request, settings.max_body_bytes)
+    except TimeoutError:
+        raise ApiError(408, "Request timeout", headers={"Connection": "close"}) from None
+    except ClientDisconnect:
+        # hung up mid-body: nobody is left to answer, and it is no fault of ours to log as a 500
+        raise validation_error({"body": "ended before its Content-Length"}) from None
+
+
+async def read_chunks(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "Request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def query_values(request: Request) -> dict[str, str]:
+    # a dict of the query string keeps the last of repeated parameters, as the contract says
+    return dict(request.query_params)
+
+
+async def cached(
+    request: Request, key: Any, answer: Callable[[], typing.Awaitable[Response]]
+) -> Response:
+    """The cached answer for `key` while the data is unchanged, else a fresh one (kept if 200),
+    as a Response of this request's own."""
+    cache: ResponseCache = request.app.state.cache
+    await cache.revalidate(request.app.state.store)
+    kept = cache.get(key) or await cache.produce(key, answer)
+    return kept.response()
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(body)
+    except JSON_ERRORS as error:
+        raise validation_error({"body": f"must be valid JSON ({error})"}) from None
+    if not isinstance(value, dict):
+        raise validation_error({"body": "must be a JSON object"})
+    return value
+
+
+def error_response(
+    status: int, error: str, details: Any = None, headers: dict | None = None
+) -> Response:
+    return json_response(ErrorBody(error=error, details=details or msgspec.UNSET), status, headers)
+
+
+async def handle_api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(exc.status, exc.error, exc.details, exc.headers)
+
+
+async def handle_http_exception(request: Request, exc: HTTPException) -> Response:
+    headers = dict(exc.headers or {})
+    return error_response(
+        exc.status_code, ERROR_TITLES.get(exc.status_code, "Error"), None, headers
+    )
+
+
+def unexpected_error_response(method: str, path: str, error: Exception) -> Response:
+    if db.is_database_unavailable(error):
+        log.warning("database unavailable during %s %s: %r", method, path, error)
+        return error_response(503, "Database unavailable")
+    log.error("unhandled error during %s %s", method, path, exc_info=error)
+    return error_response(500, "Internal server error")
+
+
+class Endpoint(NamedTuple):
+    """One row of the route table: a path, a method, its handler and what /openapi.json says of it."""
+
+    path: str
+    method: str
+    handler: Callable
+    operation: Any
+
+
+def build_routes(table: list[Endpoint]) -> list[Route]:
+    """One Route per path for all its methods, in the table's order, so that a 405 lists them all
+    in `Allow`: Starlette answers a wrong method with the `Allow` of the first route on the path."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for row in table:
+        by_path.setdefault(row.path, {})[row.method] = row
+    return [method_route(path, rows) for path, rows in by_path.items()]
+
+
+def method_route(path: str, rows: dict[str, Endpoint]) -> Route:
+    handlers = {method: row.handler for method, row in rows.items()}
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    endpoint.endpoints = rows  # for whoever describes the routes
+    return Route(path, endpoint, methods=list(handlers))
+
+
+def require_admin_token(
+    app: Any, token: str | None, is_protected: Callable[[str, str], bool]
+) -> Any:
+    """ASGI middleware: the 401 comes before routing, so before every other error."""
+    expected = (token or "").encode()
+
+    async def guarded(scope, receive, send):
+        if token and scope["type"] == "http" and is_protected(scope["method"], scope["path"]):
+            header = dict(scope["headers"]).get(b"authorization", b"")
+            scheme, _, credentials = header.partition(b" ")
+            # compare_digest: the time taken must not tell how much of a guess was right
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(
+                credentials.strip(), expected
+            ):
+                unauthorized = error_response(
+                    401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"}
+                )
+                return await unauthorized(scope, receive, send)
+        await app(scope, receive, send)
+
+    return guarded
+
+
+class AccessLog:
+    """One line per request, written in batches (256 lines, or 0.2 s after the first one).
+    Through `logging` a line costs ~35 us (record, format, flush): more than serving a cached answer."""
+
+    def __init__(self, settings: Any, stream: typing.TextIO | None = None):
+        self.enabled = settings.log_level in ("info", "debug")
+        self.json = settings.log_format == "json"
+        self.stream = stream or sys.stderr
+        self.lines: list[str] = []
+        self.flush_pending = False
+
+    def add(self, method: str, path: str, status: int | None, duration_ms: float) -> None:
+        if not self.enabled:
+            return
+        now = time.time()
+        message = f"{method} {path} {status} {duration_ms:.1f} ms"
+        if self.json:
+            fields = {
+                "method": method,
+                "path": path,
+                "status": status,
+                "duration_ms": round(duration_ms, 1),
+            }
+            line = JSON_ENCODER.encode(
+                {
+                    "time": iso_millis(now),
+                    "level": "info",
+                    "logger": "countries.access",
+                    "message": message,
+                    **fields,
+                }
+            ).decode()
+        else:
+            line = f"{plain_log_time(int(now))},{int(now * 1000) % 1000:03d} INFO countries.access {message}"
+        self.lines.append(line)
+        if len(self.lines) >= 256:
+            self.flush()
+        elif not self.flush_pending:
+            self.flush_pending = True
+            asyncio.get_running_loop().call_later(0.2, self.flush)
+
+    def flush(self) -> None:
+        self.flush_pending = False
+        if self.lines:
+            self.stream.write("\n".join(self.lines) + "\n")
+            self.stream.flush()
+            self.lines.clear()
+
+
+@functools.lru_cache(maxsize=4)
+def plain_log_time(second: int) -> str:
+    # the same shape as logging's default asctime, computed once a second
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+
+
+def iso_millis(moment: float) -> str:
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="milliseconds")
+
+
+def loggable_path(scope: dict) -> str:
+    """The path as the client sent it, still percent-encoded: a decoded %0A could forge a log line."""
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8", "backslashreplace")
+    return raw.split(b"?", 1)[0].decode("ascii", "backslashreplace")
+
+
+def log_requests(app: Any, access_log: AccessLog) -> Any:
+    """ASGI middleware: one line per request (the query string is left out: it is the client's),
+    and the envelope for any error nothing else handled. Starlette's own last-resort handler would
+    re-raise after answering, and uvicorn then resets the connection."""
+
+    async def logged(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        started, status = time.perf_counter(), None
+
+        async def send_and_note_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_and_note_status)
+        except Exception as error:
+            if status is not None:
+                raise  # the answer has begun: nothing can be put right for this client
+            response = unexpected_error_response(scope["method"], scope["path"], error)
+            await response(scope, receive, send_and_note_status)
+        finally:
+            access_log.add(
+                scope["method"],
+                loggable_path(scope),
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return logged
+
+
+class JsonLogFormatter(logging.Formatter):
+    """LOG_FORMAT=json: one JSON object per line, with the structured fields a line carries."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": iso_millis(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return JSON_ENCODER.encode(entry).decode()
+
+
+def configure_logging(settings: Any) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
