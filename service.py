@@ -51,16 +51,25 @@ from countries.web import Endpoint, cached, convert_or_400, json_response, query
 # Settings
 # ---------------------------------------------------------------------------------------------
 
-DEFAULT_COUNTRIES_API_URL = (
-    "https://restcountries.com/v2/all?fields=name,capital,region,population,flag,currencies"
-)
-DEFAULT_EXCHANGE_API_URL = "https://open.er-api.com/v6/latest/USD"
+CountriesSource = Literal["bundled", "restcountries-v5", "restcountries-v2"]
+RatesSource = Literal["open-er-api", "frankfurter"]
+DEFAULT_URLS = {
+    "restcountries-v5": "https://api.restcountries.com/countries/v5",
+    "open-er-api": "https://open.er-api.com/v6/latest/USD",
+    "frankfurter": "https://api.frankfurter.dev/v1/latest?base=USD",
+}
+URL = Annotated[str, msgspec.Meta(min_length=1)]
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     database_url: str = "sqlite:///./countries.db"
-    countries_api_url: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_COUNTRIES_API_URL
-    exchange_api_url: Annotated[str, msgspec.Meta(min_length=1)] = DEFAULT_EXCHANGE_API_URL
+    # unset: restcountries-v5 if COUNTRIES_API_KEY is set, else restcountries-v2 if
+    # COUNTRIES_API_URL is, else the bundled data (see `with_sources_chosen`)
+    countries_source: CountriesSource | None = None
+    countries_api_url: URL | None = None
+    countries_api_key: str | None = None
+    rates_source: RatesSource = "open-er-api"
+    exchange_api_url: URL | None = None
     http_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     admin_token: str | None = None
@@ -89,13 +98,33 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
             continue
         if field in ("log_level", "log_format"):
             value = value.lower()
-        if field == "admin_token" and value == "":
-            continue  # the contract: ADMIN_TOKEN="" means unset
+        if field in ("admin_token", "countries_api_key", "countries_source") and value == "":
+            continue  # the contract: ADMIN_TOKEN="" means unset, and so for the others
         values[field] = value
     try:
         return msgspec.convert(values, Settings, strict=False)
     except msgspec.ValidationError as error:
         raise SystemExit(f"Invalid setting: {error}") from None
+
+
+def with_sources_chosen(settings: Settings) -> Settings:
+    """The sources API.md's rule picks when COUNTRIES_SOURCE is unset, and each one's default URL."""
+    source = settings.countries_source
+    if source is None:
+        if settings.countries_api_key:
+            source = "restcountries-v5"
+        else:
+            source = "restcountries-v2" if settings.countries_api_url else "bundled"
+    if source == "restcountries-v2" and not settings.countries_api_url:
+        raise SystemExit(
+            "Invalid setting: COUNTRIES_SOURCE=restcountries-v2 needs COUNTRIES_API_URL"
+        )
+    return msgspec.structs.replace(
+        settings,
+        countries_source=source,
+        countries_api_url=settings.countries_api_url or DEFAULT_URLS.get(source),
+        exchange_api_url=settings.exchange_api_url or DEFAULT_URLS[settings.rates_source],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,8 +220,11 @@ class User(msgspec.Struct, forbid_unknown_fields=True):
 class Country(msgspec.Struct, forbid_unknown_fields=True):
     id: int
     name: str
+    alpha2_code: Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")] | None
+    alpha3_code: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] | None
     capital: str | None
     region: str | None
+    subregion: str | None
     population: int
     currency_code: str | None
     exchange_rate: float | None
@@ -204,6 +236,9 @@ class Country(msgspec.Struct, forbid_unknown_fields=True):
 class Status(msgspec.Struct, forbid_unknown_fields=True):
     total_countries: int
     last_refreshed_at: Timestamp | None
+    countries_source: CountriesSource | None
+    rates_source: RatesSource | None
+    rates_updated_at: Timestamp | None
 
 
 class RefreshResult(msgspec.Struct, forbid_unknown_fields=True):
@@ -516,6 +551,7 @@ async def lifespan(app: Starlette):
 
 def create_app(settings: Settings) -> Starlette:
     access_log = web.AccessLog(settings)
+    web.quiet_http_client_logs()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -531,7 +567,7 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     state = app.state
-    state.settings = settings
+    state.settings = settings = with_sources_chosen(settings)
     state.store = db.make_store(settings.database_url, settings.db_timeout)
     state.cache = web.ResponseCache()
     state.store.on_commit.append(state.cache.forget)

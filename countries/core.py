@@ -13,7 +13,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import email_validator
 import font_source_sans_pro
@@ -28,20 +28,71 @@ NonEmptyName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SHORT_TE
 
 
 class UpstreamCountry(msgspec.Struct):
-    """One REST Countries entry. Only name and population must be right; the rest is checked
-    field by field in `build_rows`, because a bad capital nulls the capital, not the country."""
+    """One country as every countries source gives it (REST Countries v2's names). Only name and
+    population must be right; the rest is checked field by field in `build_row`, because a bad
+    capital nulls the capital, not the country."""
 
     name: NonEmptyName
     population: Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
     capital: Any = None
     region: Any = None
+    subregion: Any = None
     flag: Any = None
     currencies: Any = None
+    alpha2_code: Any = msgspec.field(default=None, name="alpha2Code")
+    alpha3_code: Any = msgspec.field(default=None, name="alpha3Code")
 
 
-class UpstreamRates(msgspec.Struct):
+class V5Names(msgspec.Struct):
+    common: NonEmptyName
+
+
+class V5Country(msgspec.Struct):
+    """One REST Countries v5 object; any optional key may be absent or of another type."""
+
+    names: V5Names
+    population: Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
+    codes: Any = None
+    capitals: Any = None
+    currencies: Any = None
+    region: Any = None
+    subregion: Any = None
+    flag: Any = None
+
+
+class V5Page(msgspec.Struct):
+    objects: list[msgspec.Raw]
+    meta: dict[str, Any] = {}
+
+
+class V5Body(msgspec.Struct):
+    data: V5Page
+
+
+class OpenErApiRates(msgspec.Struct):
     rates: dict[str, Any]
     result: Any = None
+    base_code: Any = "USD"
+    time_last_update_unix: Any = None
+
+
+class FrankfurterRates(msgspec.Struct):
+    rates: dict[str, Any]
+    base: Any = "USD"
+    date: Any = None
+
+
+class RatesTable(NamedTuple):
+    """A whole rates table against the US dollar, usable rates only, and the provider's time
+    (None when the body did not say)."""
+
+    rates: dict[str, float]
+    provider_time: dt.datetime | None
+
+
+class CountryEntries(NamedTuple):
+    entries: list[UpstreamCountry]
+    skipped: int
 
 
 def text_key(text: str) -> str:
@@ -84,6 +135,17 @@ def estimate_gdp(population: int, rate: float, multiplier: float) -> float | Non
     return gdp if math.isfinite(gdp) else None
 
 
+ISO_ALPHA = {2: re.compile(r"[A-Za-z]{2}"), 3: re.compile(r"[A-Za-z]{3}")}
+CURRENCY_CODE = re.compile(r"[A-Z]{3}")
+
+
+def iso_code(value: Any, length: int) -> str | None:
+    """An ISO 3166-1 alpha-2 or alpha-3 code, upper case; anything else is null."""
+    if isinstance(value, str) and ISO_ALPHA[length].fullmatch(value):
+        return value.upper()
+    return None
+
+
 def build_row(
     country: UpstreamCountry, rates: dict[str, Any], draw: Callable[[], float], stamp: str
 ) -> dict:
@@ -95,12 +157,17 @@ def build_row(
     if code is None:
         gdp = 0.0
     region = text_or_none(country.region, MAX_SHORT_TEXT)
+    subregion = text_or_none(country.subregion, MAX_SHORT_TEXT)
     return {
         "name": country.name,
         "name_key": text_key(country.name),
+        "alpha2_code": iso_code(country.alpha2_code, 2),
+        "alpha3_code": iso_code(country.alpha3_code, 3),
         "capital": text_or_none(country.capital, MAX_LONG_TEXT),
         "region": region,
         "region_key": label_key(region) if region is not None else None,
+        "subregion": subregion,
+        "subregion_key": label_key(subregion) if subregion is not None else None,
         "population": country.population,
         "currency_code": code,
         "currency_key": label_key(code) if code is not None else None,
@@ -112,47 +179,167 @@ def build_row(
 
 
 def build_rows(
-    countries: list[msgspec.Raw], rates: dict[str, Any], draw: Callable[[], float], now: dt.datetime
-) -> tuple[list[dict], int]:
-    """Rows to upsert, one per case-folded name (the later entry wins), and how many were skipped."""
+    entries: list[UpstreamCountry],
+    rates: dict[str, Any],
+    draw: Callable[[], float],
+    now: dt.datetime,
+) -> list[dict]:
+    """Rows to upsert, one per case-folded name (the later entry wins)."""
     stamp = iso_utc(now)
     rows: dict[str, dict] = {}
-    skipped = 0
-    for raw in countries:
-        try:
-            country = COUNTRY_DECODER.decode(raw)
-        except msgspec.ValidationError:
-            skipped += 1
-            continue
+    for country in entries:
         row = build_row(country, rates, draw, stamp)
         rows.pop(row["name_key"], None)  # keep upstream order for the later of two spellings
         rows[row["name_key"]] = row
-    return list(rows.values()), skipped
+    return list(rows.values())
 
 
-COUNTRY_DECODER = msgspec.json.Decoder(UpstreamCountry)
 # What reading a JSON body may raise: a ValidationError is a DecodeError, and a body nested some
 # 1,000 deep (60 KB of `[`) exhausts msgspec's recursion limit.
 JSON_ERRORS = (msgspec.DecodeError, RecursionError)
-COUNTRY_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
-RATES_DECODER = msgspec.json.Decoder(UpstreamRates)
+RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+V2_DECODER = msgspec.json.Decoder(UpstreamCountry)
+V5_DECODER = msgspec.json.Decoder(V5Country)
+V5_BODY_DECODER = msgspec.json.Decoder(V5Body)
+OPEN_ER_API_DECODER = msgspec.json.Decoder(OpenErApiRates)
+FRANKFURTER_DECODER = msgspec.json.Decoder(FrankfurterRates)
 
 
 def parse_countries(body: bytes) -> list[msgspec.Raw] | None:
-    """The upstream array, entries still undecoded; None if the body is not a JSON array."""
+    """A v2 array, entries still undecoded; None if the body is not a JSON array."""
     try:
-        return COUNTRY_LIST_DECODER.decode(body)
+        return RAW_LIST_DECODER.decode(body)
     except JSON_ERRORS:
         return None
 
 
-def parse_rates(body: bytes) -> dict[str, Any] | None:
-    """The `rates` object of a successful answer; None for anything else."""
+def decode_entries(
+    raws: list[msgspec.Raw], decode: Callable[[msgspec.Raw], UpstreamCountry]
+) -> CountryEntries:
+    """Each entry on its own: a bad one is skipped and counted, the rest still count."""
+    entries, skipped = [], 0
+    for raw in raws:
+        try:
+            entries.append(decode(raw))
+        except msgspec.ValidationError:
+            skipped += 1
+    return CountryEntries(entries, skipped)
+
+
+def decode_v2_entries(raws: list[msgspec.Raw]) -> CountryEntries:
+    return decode_entries(raws, V2_DECODER.decode)
+
+
+def parse_v5_page(body: bytes) -> V5Page | None:
+    """One page of REST Countries v5; None if it is not that shape."""
     try:
-        decoded = RATES_DECODER.decode(body)
+        return V5_BODY_DECODER.decode(body).data
     except JSON_ERRORS:
         return None
-    return decoded.rates if decoded.result == "success" else None
+
+
+def decode_v5_entries(raws: list[msgspec.Raw]) -> CountryEntries:
+    return decode_entries(raws, lambda raw: v5_as_entry(V5_DECODER.decode(raw)))
+
+
+def v5_as_entry(country: V5Country) -> UpstreamCountry:
+    codes = country.codes if isinstance(country.codes, dict) else {}
+    flag = country.flag if isinstance(country.flag, dict) else {}
+    return UpstreamCountry(
+        name=country.names.common,
+        population=country.population,
+        capital=primary_capital(country.capitals),
+        region=country.region,
+        subregion=country.subregion,
+        flag=flag.get("url_svg"),
+        currencies=country.currencies,
+        alpha2_code=codes.get("alpha_2"),
+        alpha3_code=codes.get("alpha_3"),
+    )
+
+
+def primary_capital(capitals: Any) -> Any:
+    """The capital whose `attributes.primary` is true, else the first one named."""
+    if not isinstance(capitals, list):
+        return None
+    named = [c for c in capitals if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    for capital in named:
+        attributes = capital.get("attributes")
+        if isinstance(attributes, dict) and attributes.get("primary") is True:
+            return capital["name"]
+    return named[0]["name"] if named else None
+
+
+def usable_rates(rates: dict[str, Any], base: Any) -> dict[str, float] | None:
+    """Every usable rate against the US dollar, the base included at 1 (Frankfurter leaves it
+    out); a base other than USD is rebased through its USD rate. None if that cannot be done."""
+    if not isinstance(base, str) or not CURRENCY_CODE.fullmatch(base):
+        return None
+    table = {code: rate for code, value in rates.items()
+             if CURRENCY_CODE.fullmatch(code) and (rate := usable_rate(value)) is not None}  # fmt: skip
+    table[base] = 1.0
+    if base == "USD":
+        return table
+    usd = table.get("USD")
+    if usd is None:
+        return None
+    rebased = {code: rate / usd for code, rate in table.items()}
+    return {code: rate for code, rate in rebased.items() if usable_rate(rate) is not None}
+
+
+def parse_open_er_api(body: bytes) -> RatesTable | None:
+    """The rates of a successful open.er-api answer; None for anything else."""
+    try:
+        decoded = OPEN_ER_API_DECODER.decode(body)
+    except JSON_ERRORS:
+        return None
+    rates = usable_rates(decoded.rates, decoded.base_code) if decoded.result == "success" else None
+    if rates is None:
+        return None
+    stamp = decoded.time_last_update_unix
+    valid = isinstance(stamp, int) and not isinstance(stamp, bool) and 0 < stamp < 2**37
+    return RatesTable(rates, dt.datetime.fromtimestamp(stamp, dt.UTC) if valid else None)
+
+
+def parse_frankfurter(body: bytes) -> RatesTable | None:
+    """The rates of a Frankfurter answer (its `date` is the provider time, at 00:00:00Z)."""
+    try:
+        decoded = FRANKFURTER_DECODER.decode(body)
+    except JSON_ERRORS:
+        return None
+    rates = usable_rates(decoded.rates, decoded.base)
+    if rates is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(decoded.date) if isinstance(decoded.date, str) else None
+    except ValueError:
+        day = None
+    return RatesTable(
+        rates, dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) if day else None
+    )
+
+
+def currency_names(entries: list[UpstreamCountry]) -> list[dict]:
+    """Every currency the countries name, with the first name and symbol given for it."""
+    found: dict[str, dict] = {}
+    for country in entries:
+        if not isinstance(country.currencies, list):
+            continue
+        for currency in country.currencies:
+            code = currency.get("code") if isinstance(currency, dict) else None
+            if text_or_none(code, MAX_SHORT_TEXT) is None or code in found:
+                continue
+            name = text_or_none(currency.get("name"), MAX_SHORT_TEXT)
+            found[code] = {
+                "code": code,
+                "name": name,
+                "symbol": text_or_none(currency.get("symbol"), 64),
+            }
+    return list(found.values())
+
+
+def rate_rows(rates: dict[str, float]) -> list[dict]:
+    return [{"code": code, "rate": rate} for code, rate in sorted(rates.items())]
 
 
 UUID_TEXT = re.compile(

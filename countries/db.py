@@ -79,11 +79,12 @@ def apply_migrations(database_url: str) -> None:
 # not by the first request that needs it; tests check that no file is left out of this list.
 QUERY_NAMES = frozenset({
     "bump_data_version", "claim_scheduled_refresh", "count_countries", "count_country_by_id",
-    "count_user_by_id", "count_users", "delete_country_by_id", "delete_user_by_id", "insert_user",
-    "select_countries", "select_country_by_key", "select_country_ids", "select_data_version",
-    "select_one", "select_schedule_claim", "select_status", "select_summary_image",
-    "select_top_countries", "select_user_by_id", "select_users", "update_refresh_state",
-    "update_user", "upsert_countries",
+    "count_user_by_id", "count_users", "delete_country_by_id", "delete_currencies", "delete_rates",
+    "delete_user_by_id", "insert_currency", "insert_rate", "insert_rate_history", "insert_rate_snapshot",
+    "insert_user", "select_countries", "select_country_by_key", "select_country_ids",
+    "select_data_version", "select_newest_snapshot_time", "select_one", "select_schedule_claim",
+    "select_status", "select_summary_image", "select_top_countries", "select_user_by_id",
+    "select_users", "update_refresh_state", "update_user", "upsert_countries",
 })  # fmt: skip
 
 
@@ -348,9 +349,29 @@ async def select_top_countries(store: Store, count: int) -> list[tuple[str, floa
     ]
 
 
-async def update_refresh_state(store: Store, stamp: str, png: bytes, etag: str) -> None:
-    values = {"last_refreshed_at": stamp, "summary_png": png, "summary_etag": etag}
-    await execute(store, store.queries.update_refresh_state, values)
+async def update_refresh_state(store: Store, state: dict[str, Any]) -> None:
+    await execute(store, store.queries.update_refresh_state, state)
+
+
+async def replace_rates(store: Store, rates: list[dict], currencies: list[dict]) -> None:
+    """The whole rates table and the currency names, as the refresh read them."""
+    await execute(store, store.queries.delete_rates)
+    await execute_many(store, store.queries.insert_rate, rates)
+    await execute(store, store.queries.delete_currencies)
+    await execute_many(store, store.queries.insert_currency, currencies)
+
+
+async def insert_rate_snapshot(store: Store, taken_at: str, source: str, rates: list[dict]) -> bool:
+    """A history snapshot, if `taken_at` is newer than the newest stored: history is never
+    rewritten, and two refreshes that bring the same provider time store one snapshot."""
+    newest = await fetch_value(store, store.queries.select_newest_snapshot_time)
+    if newest is not None and taken_at <= newest:
+        return False
+    snapshot = {"taken_at": taken_at, "day": taken_at[:10], "source": source}
+    await execute(store, store.queries.insert_rate_snapshot, snapshot)
+    history = [{**rate, "taken_at": taken_at} for rate in rates]
+    await execute_many(store, store.queries.insert_rate_history, history)
+    return True
 
 
 @db_work

@@ -8,9 +8,7 @@ The functions take the app's `state`: settings, store, HTTP client, and the inje
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import gc
 import logging
 import os
 import time
@@ -19,9 +17,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from countries import core, db
-from countries.core import build_rows, image_etag, iso_utc
+from countries.core import (
+    CountryEntries,
+    RatesTable,
+    build_rows,
+    currency_names,
+    image_etag,
+    iso_utc,
+    rate_rows,
+)
 from countries.errors import ApiError
-from countries.sources import UpstreamFailure, decode_upstream, fetch_upstream
+from countries.sources import Upstream, UpstreamFailure, fetch_sources, gc_paused, timed
 
 log = logging.getLogger("countries")
 
@@ -36,47 +42,32 @@ class RefreshCounts(NamedTuple):
     last_refreshed_at: str
 
 
-@contextlib.contextmanager
-def timed(timings: dict[str, float], phase: str):
-    """Adds the milliseconds spent in the block to timings[phase] (reported as Server-Timing)."""
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[phase] = timings.get(phase, 0.0) + (time.perf_counter() - started) * 1000
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Building 100,000 rows makes ~1M container objects: the cyclic collector, triggered again
-    and again by them, took 85% of the time (1.3 s of 1.5 s). Nothing here makes cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def prepare_rows(
-    bodies: tuple[bytes, bytes], state: Any, now: dt.datetime, timings: dict[str, float]
-) -> tuple[list[dict], int]:
+    fetched: tuple[CountryEntries, RatesTable], state: Any, now: dt.datetime
+) -> list[dict]:
     draw = state.random.random
     with gc_paused():
-        with timed(timings, "decode"):
-            countries, rates = decode_upstream(*bodies, state.settings)
-        with timed(timings, "compute"):
-            return build_rows(countries, rates, lambda: 1000 + 1000 * draw(), now)
+        return build_rows(fetched[0].entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), now)
+
+
+class RefreshWrite(NamedTuple):
+    """What one refresh writes, besides the rows."""
+
+    now: dt.datetime
+    rates: RatesTable
+    currencies: list[dict]
+    countries_source: str
+    rates_source: str
 
 
 async def write_refresh(
-    store: db.Store, rows: list[dict], now: dt.datetime, timings: dict[str, float]
+    store: db.Store, rows: list[dict], write: RefreshWrite, timings: dict[str, float]
 ) -> tuple[int, int, str, bytes]:
-    """The one transaction of a refresh: the upserts, then the total and the top 5 read back, the
-    summary PNG drawn from them, and the refresh time. Returns (rows before, rows after, refresh
-    time, PNG)."""
-    stamp = iso_utc(now)
+    """The one transaction of a refresh: the upserts, the rates (and a history snapshot when the
+    provider time is new), then the total and the top 5 read back, the summary PNG drawn from them,
+    and the refresh state. Returns (rows before, rows after, refresh time, PNG)."""
+    stamp = iso_utc(write.now)
+    rates_time = iso_utc(write.rates.provider_time or write.now)
     async with db.write_transaction(store):
         existing = await db.select_country_ids(store)
         for row in rows:
@@ -85,10 +76,19 @@ async def write_refresh(
         before = len(existing)
         after = before + sum(row["id"] is None for row in rows)
         await db.upsert_countries(store, rows)
+        await db.replace_rates(store, rate_rows(write.rates.rates), write.currencies)
+        await db.insert_rate_snapshot(
+            store, rates_time, write.rates_source, rate_rows(write.rates.rates)
+        )
         top = await db.select_top_countries(store, 5)
         with timed(timings, "image"):
             png = await asyncio.to_thread(core.render_summary, after, top, stamp)
-        await db.update_refresh_state(store, stamp, png, image_etag(png))
+        state = {
+            "last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png),
+            "countries_source": write.countries_source, "rates_source": write.rates_source,
+            "rates_updated_at": rates_time,
+        }  # fmt: skip
+        await db.update_refresh_state(store, state)
     return before, after, stamp, png
 
 
@@ -113,24 +113,34 @@ async def copy_summary_to_file(path: str, png: bytes) -> None:
 async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     settings = state.settings
     timings: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
     # the contract: whatever upstream does, a refresh answers within 3 x HTTP_TIMEOUT + 2 s
-    deadline = asyncio.get_running_loop().time() + 3 * settings.http_timeout + 1.5
+    deadline = loop.time() + 3 * settings.http_timeout + 1.5
+    upstream = Upstream(state.http, settings.http_timeout, deadline - 1.5, state.backoff, timings)
     try:
-        with timed(timings, "fetch"):
-            bodies = await fetch_upstream(state.http, settings, state.backoff)
-        now = state.clock()
-        rows, skipped = await asyncio.to_thread(prepare_rows, bodies, state, now, timings)
+        fetched = await fetch_sources(upstream, settings)
     except UpstreamFailure as failure:
         detail = f"Could not fetch data from {failure.host}"
         raise ApiError(503, "External data source unavailable", detail) from None
-    write_seconds = max(settings.db_timeout, deadline - asyncio.get_running_loop().time())
+    now = state.clock()
+    with timed(timings, "compute"):
+        rows = await asyncio.to_thread(prepare_rows, fetched, state, now)
+    write = RefreshWrite(
+        now,
+        fetched[1],
+        currency_names(fetched[0].entries),
+        settings.countries_source,
+        settings.rates_source,
+    )
+    write_seconds = max(settings.db_timeout, deadline - loop.time())
     with timed(timings, "db"):
-        written = write_refresh(state.store, rows, now, timings)
-        before, after, stamp, png = await db.bounded(write_seconds, written)
+        before, after, stamp, png = await db.bounded(
+            write_seconds, write_refresh(state.store, rows, write, timings)
+        )
     timings["db"] -= timings["image"]
     await copy_summary_to_file(settings.summary_image_path, png)
     inserted = after - before
-    counts = RefreshCounts(after, inserted, len(rows) - inserted, skipped, stamp)
+    counts = RefreshCounts(after, inserted, len(rows) - inserted, fetched[0].skipped, stamp)
     return counts, timings
 
 

@@ -505,3 +505,10 @@ def configure_logging(settings: Any) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+
+
+def quiet_http_client_logs() -> None:
+    """httpx logs every request's full URL at INFO (a key in EXCHANGE_API_URL's query string with
+    it) and httpcore its traffic at DEBUG: our own upstream lines name the host only."""
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

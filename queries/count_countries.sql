@@ -1,2 +1,2 @@
--- How many countries match; {filters} comes only from a whitelist in service.py.
+-- How many countries match; {filters} comes only from a whitelist in countries/db.py.
 SELECT COUNT(*) FROM countries {filters}

@@ -1,6 +1,7 @@
--- One page of countries. {filters} and {order} come only from whitelists in service.py.
--- Params: :region_key, :currency_key (when filtered), :limit, :offset.
-SELECT id, name, capital, region, population, currency_code, exchange_rate, estimated_gdp, flag_url, last_refreshed_at
+-- One page of countries. {filters} and {order} come only from whitelists in countries/db.py.
+-- Params: one per filter clause (:region, :currency, ...), :limit, :offset.
+SELECT id, name, alpha2_code, alpha3_code, capital, region, subregion, population, currency_code,
+       exchange_rate, estimated_gdp, flag_url, last_refreshed_at
 FROM countries
 {filters}
 ORDER BY {order}

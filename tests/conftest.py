@@ -27,6 +27,22 @@ from countries import db  # noqa: E402
 from stub_upstream import StubUpstream  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# /status before the first refresh, and the provider time of fixtures/rates.json
+EMPTY_STATUS = {
+    "total_countries": 0, "last_refreshed_at": None,
+    "countries_source": None, "rates_source": None, "rates_updated_at": None,
+}  # fmt: skip
+FIXTURE_RATES_TIME = "2024-08-19T00:02:31Z"
+
+
+def status_after_refresh(total: int, stamp: str) -> dict:
+    """/status after a refresh of the respx or stub upstreams (REST Countries v2, open.er-api)."""
+    return {
+        "total_countries": total, "last_refreshed_at": stamp, "countries_source": "restcountries-v2",
+        "rates_source": "open-er-api", "rates_updated_at": FIXTURE_RATES_TIME,
+    }  # fmt: skip
+
+
 COUNTRIES_URL = "http://countries.test/v2/all"
 RATES_URL = "http://rates.test/v6/latest/USD"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")

@@ -14,12 +14,15 @@ from pathlib import Path
 
 
 class StubUpstream:
-    """Serves `routes` (path -> (status, body) or (status, body, seconds to wait first));
-    `routes` may be changed while it runs."""
+    """Serves `routes` (path -> (status, body) or (status, body, seconds to wait first), or a
+    function of (path with its query, headers) giving one of those, for a path without its query);
+    `routes` may be changed while it runs. `most_at_once` is the most requests it held at once."""
 
-    def __init__(self, routes: dict[str, tuple[int, bytes]], port: int = 0):
+    def __init__(self, routes: dict, port: int = 0):
         self.routes = routes
         self.hits: list[str] = []
+        self.in_flight = self.most_at_once = 0
+        self.lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,9 +33,20 @@ class StubUpstream:
 
             def do_GET(self):
                 stub.hits.append(self.path)
-                status, body, *delay = stub.routes.get(
-                    self.path, (404, b'{"error":"no such stub"}')
-                )
+                with stub.lock:
+                    stub.in_flight += 1
+                    stub.most_at_once = max(stub.most_at_once, stub.in_flight)
+                try:
+                    self.answer()
+                finally:
+                    with stub.lock:
+                        stub.in_flight -= 1
+
+            def answer(self):
+                route = stub.routes.get(self.path) or stub.routes.get(self.path.split("?", 1)[0])
+                if callable(route):
+                    route = route(self.path, self.headers)
+                status, body, *delay = route or (404, b'{"error":"no such stub"}')
                 if delay:
                     time.sleep(delay[0])
                 self.send_response(status)

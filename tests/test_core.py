@@ -33,8 +33,9 @@ def raw(entries: list) -> list[msgspec.Raw]:
     return core.parse_countries(json.dumps(entries).encode())
 
 
-def build(entries: list, rates: dict = RATES, draw=lambda: 1500.0):
-    return core.build_rows(raw(entries), rates, draw, NOW)
+def build(entries: list, rates: dict = RATES, draw=lambda: 1500.0) -> tuple[list[dict], int]:
+    decoded = core.decode_v2_entries(raw(entries))
+    return core.build_rows(decoded.entries, rates, draw, NOW), decoded.skipped
 
 
 def one_row(entry: dict, rates: dict = RATES, draw=lambda: 1500.0) -> dict:
@@ -212,11 +213,12 @@ def test_countries_body_that_is_not_a_json_array_is_a_failure(body):
     ],
 )
 def test_rates_body_without_success_and_a_rates_object_is_a_failure(body):
-    assert core.parse_rates(body) is None
+    assert core.parse_open_er_api(body) is None
 
 
-def test_rates_body_with_success_gives_the_rates():
-    assert core.parse_rates(b'{"result": "success", "rates": {"NGN": 1600.5}}') == {"NGN": 1600.5}
+def test_rates_body_with_success_gives_the_usable_rates_the_base_included():
+    table = core.parse_open_er_api(b'{"result": "success", "rates": {"NGN": 1600.5, "BAD": "x"}}')
+    assert table == core.RatesTable({"NGN": 1600.5, "USD": 1.0}, None)
 
 
 @pytest.mark.parametrize(

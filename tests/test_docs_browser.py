@@ -16,6 +16,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from conftest import EMPTY_STATUS
+
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)"
@@ -139,5 +141,5 @@ def test_docs_page_lists_routes_and_tries_get_status(server, tmp_path):  # noqa:
         )
     (tmp_path / "docs.png").write_bytes(png)
     assert shown.strip() == "200"
-    assert json.loads(body) == {"total_countries": 0, "last_refreshed_at": None}
+    assert json.loads(body) == EMPTY_STATUS
     assert png.startswith(b"\x89PNG")

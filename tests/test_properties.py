@@ -115,7 +115,9 @@ def test_every_upstream_entry_is_skipped_or_becomes_a_row_that_obeys_the_contrac
 ):
     raw = [msgspec.Raw(msgspec.json.encode(entry)) for entry in upstream]
     decoded_rates = msgspec.json.decode(msgspec.json.encode(rate_table))  # as upstream sends them
-    rows, skipped = core.build_rows(raw, decoded_rates, lambda: 1000 + 1000 * rng.random(), NOW)
+    decoded = core.decode_v2_entries(raw)
+    rows = core.build_rows(decoded.entries, decoded_rates, lambda: 1000 + 1000 * rng.random(), NOW)
+    skipped = decoded.skipped
     kept = [entry for entry in upstream if is_keepable(entry)]
     assert skipped == len(upstream) - len(kept)
     latest = {core.text_key(entry["name"]): entry for entry in kept}  # the later entry wins
@@ -156,7 +158,9 @@ def test_text_key_is_accent_sensitive():
 def test_a_rate_so_small_that_the_gdp_overflows_counts_as_missing():
     # found by the property above: 1 person at 1e-320 to the dollar is beyond any double
     entry = msgspec.Raw(b'{"name": "Tiny", "population": 1, "currencies": [{"code": "NGN"}]}')
-    rows, _ = core.build_rows([entry], {"NGN": 1e-320}, lambda: 1500.0, NOW)
+    rows = core.build_rows(
+        core.decode_v2_entries([entry]).entries, {"NGN": 1e-320}, lambda: 1500.0, NOW
+    )
     assert (rows[0]["exchange_rate"], rows[0]["estimated_gdp"]) == (None, None)
 
 

@@ -7,12 +7,12 @@ import asyncio
 
 import httpx
 
-from conftest import REPO, fixture_bytes, free_port, query_rows, running_server, stub_env  # noqa: F401
+from conftest import EMPTY_STATUS, query_rows
 
 
 def test_real_server_refreshes_and_serves_over_http(server, tmp_path):
     with httpx.Client(base_url=server, timeout=10) as http:
-        assert http.get("/status").json() == {"total_countries": 0, "last_refreshed_at": None}
+        assert http.get("/status").json() == EMPTY_STATUS
         refreshed = http.post("/countries/refresh").json()
         assert (refreshed["total_countries"], refreshed["inserted"], refreshed["skipped"]) == (
             9,

@@ -1,0 +1,14 @@
+DROP TABLE rate_history;
+DROP TABLE rate_snapshots;
+DROP TABLE currencies;
+DROP TABLE rates;
+ALTER TABLE refresh_state DROP COLUMN rates_updated_at;
+ALTER TABLE refresh_state DROP COLUMN rates_source;
+ALTER TABLE refresh_state DROP COLUMN countries_source;
+DROP INDEX countries_subregion_key;
+DROP INDEX countries_alpha3_code;
+DROP INDEX countries_alpha2_code;
+ALTER TABLE countries DROP COLUMN subregion_key;
+ALTER TABLE countries DROP COLUMN subregion;
+ALTER TABLE countries DROP COLUMN alpha3_code;
+ALTER TABLE countries DROP COLUMN alpha2_code;

@@ -1,0 +1,2 @@
+-- One rate against the US dollar. Params: :code, :rate.
+INSERT INTO rates (code, rate) VALUES (:code, :rate)
