@@ -53,7 +53,10 @@ REPLAYED_HEADERS = ("content-type", "x-total-count", "etag", "cache-control")
 # would turn every refresh into a 401)
 SERVICE_SETTINGS = (
     "DATABASE_URL",
+    "COUNTRIES_SOURCE",
     "COUNTRIES_API_URL",
+    "COUNTRIES_API_KEY",
+    "RATES_SOURCE",
     "EXCHANGE_API_URL",
     "HTTP_TIMEOUT",
     "REFRESH_INTERVAL",
