@@ -631,7 +631,8 @@ def redirect_trailing_slash(app: Any, routes: list) -> Any:
     a 308 to `/countries/Nigeria`; `/`, `//`, and an encoded slash (`%2F`) are left alone."""
 
     async def redirecting(scope, receive, send):
-        if scope["type"] == "http":
+        # the common case first: a path that does not end in a slash costs one look
+        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
             target = slashless_target(scope, routes)
             if target is not None:
                 moved = Response(status_code=308, headers={"Location": target})
