@@ -579,11 +579,11 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(web.log_requests, access_log=access_log),
             *([Middleware(web.allow_cors, origins=origins)] if origins else []),
+            Middleware(web.compress_answers),
             Middleware(
                 web.require_admin_token, token=settings.admin_token, is_protected=is_protected
             ),
             Middleware(web.redirect_trailing_slash, routes=routes),
-            Middleware(web.compress_answers),
         ],
         exception_handlers={
             ApiError: web.handle_api_error,

@@ -48,7 +48,11 @@ READ_ROUTES = [
 ]
 SCALE_ROUTES = ["/countries?sort=gdp_desc&limit=50", "/countries?region=Africa&limit=50"]
 # measured a second time with `Accept-Encoding: gzip`, the ceiling serving the same gzipped bytes
-GZIP_ROUTES = ["/countries", "/countries?region=Africa&sort=gdp_desc", "/countries?sort=gdp_desc&limit=50"]
+GZIP_ROUTES = [
+    "/countries",
+    "/countries?region=Africa&sort=gdp_desc",
+    "/countries?sort=gdp_desc&limit=50",
+]
 GZIP_HEADERS = {"Accept-Encoding": "gzip"}
 TIMING_PARTS = ("fetch", "decode", "compute", "db", "image")
 REPLAYED_HEADERS = (
