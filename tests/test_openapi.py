@@ -207,7 +207,9 @@ def test_every_operation_is_tagged_by_its_resource(document):
 def test_cached_reads_document_etag_304_and_if_none_match(refreshed, document):
     for path, method, operation in operations(document):
         answer = refreshed.get(path.replace("{name}", "Ghana").replace("{id}", UNKNOWN_ID))
-        cached = method == "get" and "etag" in answer.headers
+        if method != "get" or answer.status_code != 200:
+            continue  # only a 200 says whether the route is cached
+        cached = "etag" in answer.headers
         assert ("304" in operation["responses"]) == cached, path
         if cached:
             names = {parameter["name"] for parameter in operation["parameters"]}
