@@ -157,6 +157,7 @@ def convert_or_400(
 CACHE_RECHECK_SECONDS = 0.5
 CACHE_MAX_BYTES = 64 * 1024 * 1024
 GZIP_MIN_BYTES = 1024
+OFF_LOOP_BYTES = 256 * 1024
 COMPRESSIBLE_TYPES = (b"application/json", b"text/csv")
 # what every 200 of a cached read carries: clients may keep it, but must ask (If-None-Match) first
 REVALIDATE = (b"cache-control", b"no-cache")
@@ -348,7 +349,12 @@ class ResponseCache:
 
     @staticmethod
     async def encoded(answer: Callable[[], typing.Awaitable[Response]]) -> CachedAnswer:
-        return CachedAnswer.of(await answer())
+        response = await answer()
+        if len(response.body) > OFF_LOOP_BYTES:
+            # hashing and gzipping megabytes takes a while: zlib and hashlib let go of the GIL,
+            # so in a thread the loop serves other requests meanwhile
+            return await asyncio.to_thread(CachedAnswer.of, response)
+        return CachedAnswer.of(response)
 
     def keep(self, flight: tuple[Any, int], done: asyncio.Future) -> None:
         del self.in_flight[flight]
@@ -543,7 +549,9 @@ def vary_on_encoding(raw_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes
 async def send_whole(send, start: dict, body: bytes) -> None:
     headers = start["headers"]
     if len(body) >= GZIP_MIN_BYTES:
-        body = gzip_bytes(body)
+        # a large body off the event loop, as in ResponseCache.encoded
+        large = len(body) > OFF_LOOP_BYTES
+        body = await asyncio.to_thread(gzip_bytes, body) if large else gzip_bytes(body)
         headers = with_length([*headers, (b"content-encoding", b"gzip")], body)
     await send({**start, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@ trailing slash, the image's Content-Disposition. The wire is checked on the real
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gzip
 
@@ -419,3 +420,26 @@ def test_the_real_server_sends_gzip_etags_cors_and_relative_redirects(stub, data
         image = http.get("/countries/image/", follow_redirects=True)
         assert image.headers["content-disposition"] == 'inline; filename="summary.png"'
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+def on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_a_large_answer_is_hashed_and_gzipped_once_off_the_event_loop(refreshed, monkeypatch):
+    on_loop, original = [], web.gzip_bytes
+    monkeypatch.setattr(
+        web, "gzip_bytes", lambda body: on_loop.append(on_event_loop()) or original(body)
+    )
+    refreshed.get("/countries?sort=name_asc", headers=GZIP)  # ~2 KB: on the loop, which is quicker
+    monkeypatch.setattr(web, "OFF_LOOP_BYTES", 1000)  # now ~2 KB counts as large
+    zipped, zipped_bytes = raw_get(refreshed, "/countries", GZIP)
+    plain, plain_bytes = raw_get(refreshed, "/countries", PLAIN)
+    assert (
+        gzip.decompress(zipped_bytes) == plain_bytes and len(msgspec.json.decode(plain_bytes)) == 9
+    )
+    assert on_loop == [True, False]
