@@ -33,7 +33,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import db, openapi, refresh, web
+from countries import VERSION, db, openapi, refresh, web
 from countries.core import (
     changes_user,
     clean_user_fields,
@@ -59,6 +59,9 @@ DEFAULT_URLS = {
     "frankfurter": "https://api.frankfurter.dev/v1/latest?base=USD",
 }
 URL = Annotated[str, msgspec.Meta(min_length=1)]
+# empty (no CORS), `*`, or comma-separated origins: `https://app.example, http://localhost:3000`
+_ORIGIN = r"\s*(?:\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s,/]+/?)\s*"
+CORS_ORIGINS_PATTERN = rf"^(?:\s*|{_ORIGIN}(?:,{_ORIGIN})*)$"
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +84,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_format: Literal["plain", "json"] = "plain"
     db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    cors_origins: Annotated[str, msgspec.Meta(pattern=CORS_ORIGINS_PATTERN)] = ""
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}
@@ -258,6 +262,14 @@ class Health(msgspec.Struct, forbid_unknown_fields=True):
     status: Literal["ok"]
 
 
+class Index(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    version: str
+    docs: str
+    openapi: str
+    routes: list[str]
+
+
 # ---------------------------------------------------------------------------------------------
 # Handlers: countries
 # ---------------------------------------------------------------------------------------------
@@ -321,15 +333,10 @@ async def get_image(request: Request) -> Response:
         if image is None:
             raise ApiError(404, "Summary image not found")
         png, etag = image
-        return Response(
-            png, headers={"ETag": etag, "Cache-Control": "no-cache"}, media_type="image/png"
-        )
+        headers = {"ETag": etag, "Content-Disposition": 'inline; filename="summary.png"'}
+        return Response(png, headers=headers, media_type="image/png")
 
-    response = await cached(request, "image", answer)
-    etag = response.headers["etag"]
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": "no-cache"})
-    return response
+    return await cached(request, "image", answer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +436,10 @@ async def get_status(request: Request) -> Response:
     return await cached(request, "status", answer)
 
 
+async def index(request: Request) -> Response:
+    return json_response(INDEX)
+
+
 async def healthz(request: Request) -> Response:
     return json_response(Health(status="ok"))
 
@@ -476,13 +487,13 @@ ROUTE_TABLE = [
     Endpoint("/countries/refresh", "POST", refresh_countries, Operation(
         "Refetch both upstreams, recompute every estimate, redraw the image", (200, RefreshResult), (408, 413, 503))),
     Endpoint("/countries/image", "GET", get_image, Operation(
-        "The summary PNG of the last refresh", (200, None), (304, 404, 503), headers=("ETag",),
-        media_type="image/png")),
+        "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
+        media_type="image/png", cached=True)),
     Endpoint("/countries", "GET", list_countries, Operation(
         "Countries, filtered, sorted and paged", (200, list[Country]), (400, 503), query=ListQuery,
-        headers=("X-Total-Count",))),
+        headers=("X-Total-Count",), cached=True)),
     Endpoint(COUNTRY, "GET", get_country, Operation(
-        "One country by name, case-insensitively", (200, Country), (404, 503))),
+        "One country by name, case-insensitively", (200, Country), (404, 503), cached=True)),
     Endpoint(COUNTRY, "DELETE", delete_country, Operation(
         "Delete one country by name", (200, Message), (404, 408, 413, 503))),
     Endpoint("/users", "GET", list_users, Operation(
@@ -496,12 +507,21 @@ ROUTE_TABLE = [
         "Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch)),
     Endpoint(USER, "DELETE", delete_user, Operation("Delete a user", (200, Message), (404, 408, 413, 503))),
     Endpoint("/status", "GET", get_status, Operation(
-        "How many countries, and when the last refresh was", (200, Status), (503,))),
+        "How many countries, and when the last refresh was", (200, Status), (503,), cached=True)),
+    Endpoint("/", "GET", index, Operation("What this service is, and its routes", (200, Index))),
     Endpoint("/healthz", "GET", healthz, Operation("200 while the process runs", (200, Health))),
     Endpoint("/readyz", "GET", readyz, Operation("200 while the database answers", (200, Health), (503,))),
     Endpoint("/openapi.json", "GET", openapi_json, Operation("This document", (200, dict))),
     Endpoint("/docs", "GET", docs_page, Operation("Swagger UI for this document", (200, None), media_type="text/html")),
 ]  # fmt: skip
+
+INDEX = Index(
+    name="Country Currency & Exchange API",
+    version=VERSION,
+    docs="/docs",
+    openapi="/openapi.json",
+    routes=[f"{row.method} {openapi.plain_path(row.path)}" for row in ROUTE_TABLE],
+)
 
 routes = [
     *web.build_routes(ROUTE_TABLE),
@@ -552,20 +572,27 @@ async def lifespan(app: Starlette):
 def create_app(settings: Settings) -> Starlette:
     access_log = web.AccessLog(settings)
     web.quiet_http_client_logs()
+    origins = web.parse_origins(settings.cors_origins)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[
             Middleware(web.log_requests, access_log=access_log),
+            *([Middleware(web.allow_cors, origins=origins)] if origins else []),
+            Middleware(web.compress_answers),
             Middleware(
                 web.require_admin_token, token=settings.admin_token, is_protected=is_protected
             ),
+            Middleware(web.redirect_trailing_slash, routes=routes),
         ],
         exception_handlers={
             ApiError: web.handle_api_error,
             HTTPException: web.handle_http_exception,
         },
     )
+    # trailing slashes are redirect_trailing_slash's: a 308 with a relative Location, where
+    # Starlette's own is a 307 to an absolute http:// URL built from Host
+    app.router.redirect_slashes = False
     state = app.state
     state.settings = settings = with_sources_chosen(settings)
     state.store = db.make_store(settings.database_url, settings.db_timeout)

@@ -8,8 +8,9 @@ reaches; the rest is spent in our handlers and the database.
 
     python bench/ceiling.py RESPONSES.json PORT
 
-RESPONSES.json is written by bench/run.py: a list of {"path", "query", "status", "headers",
-"body_b64"}.
+RESPONSES.json is written by bench/run.py: a list of {"path", "query", "gzip", "status", "headers",
+"body_b64"}; an answer captured with `Accept-Encoding: gzip` ("gzip": true, its body gzipped) is
+served to requests that ask for gzip, the plain one to the others.
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from starlette.routing import Route
 
 
 def create_app(captured: list[dict]) -> Starlette:
-    answers: dict[str, dict[str, tuple[int, dict, bytes]]] = {}
+    answers: dict[str, dict[tuple[str, bool], tuple[int, dict, bytes]]] = {}
     for item in captured:
         answer = (item["status"], item["headers"], base64.b64decode(item["body_b64"]))
-        answers.setdefault(item["path"], {})[item["query"]] = answer
+        answers.setdefault(item["path"], {})[item["query"], item.get("gzip", False)] = answer
 
-    def endpoint_for(by_query: dict[str, tuple[int, dict, bytes]]):
+    def endpoint_for(by_query: dict[tuple[str, bool], tuple[int, dict, bytes]]):
         async def endpoint(request: Request) -> Response:
-            found = by_query.get(request.scope["query_string"].decode("latin-1"))
+            query = request.scope["query_string"].decode("latin-1")
+            found = by_query.get((query, "gzip" in request.headers.get("accept-encoding", "")))
             if found is None:
                 return Response(b"not captured", 404)
             status, headers, body = found

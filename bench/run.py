@@ -47,8 +47,23 @@ READ_ROUTES = [
     "/countries/image",
 ]
 SCALE_ROUTES = ["/countries?sort=gdp_desc&limit=50", "/countries?region=Africa&limit=50"]
+# measured a second time with `Accept-Encoding: gzip`, the ceiling serving the same gzipped bytes
+GZIP_ROUTES = [
+    "/countries",
+    "/countries?region=Africa&sort=gdp_desc",
+    "/countries?sort=gdp_desc&limit=50",
+]
+GZIP_HEADERS = {"Accept-Encoding": "gzip"}
 TIMING_PARTS = ("fetch", "decode", "compute", "db", "image")
-REPLAYED_HEADERS = ("content-type", "x-total-count", "etag", "cache-control")
+REPLAYED_HEADERS = (
+    "content-type",
+    "x-total-count",
+    "etag",
+    "cache-control",
+    "vary",
+    "content-encoding",
+    "content-disposition",
+)
 # the service's own settings: none may leak in from the caller's environment (an ADMIN_TOKEN
 # would turn every refresh into a 401)
 SERVICE_SETTINGS = (
@@ -191,8 +206,13 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def request(method: str, url: str, timeout: float) -> tuple[int, dict, bytes]:
-    req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+def request(
+    method: str, url: str, timeout: float, headers: dict | None = None
+) -> tuple[int, dict, bytes]:
+    """One request; the body as sent (urllib does not decode gzip)."""
+    req = urllib.request.Request(
+        url, data=b"" if method == "POST" else None, method=method, headers=headers or {}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
             return (
@@ -270,7 +290,9 @@ def time_refreshes(base_url: str, runs: int, timeout: float) -> dict:
 WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
-def run_wrk(url: str, seconds: float, threads: int, connections: int) -> dict:
+def run_wrk(
+    url: str, seconds: float, threads: int, connections: int, headers: dict | None = None
+) -> dict:
     cmd = [
         "wrk",
         f"-t{threads}",
@@ -279,6 +301,7 @@ def run_wrk(url: str, seconds: float, threads: int, connections: int) -> dict:
         "--timeout",
         "10s",
         "--latency",
+        *[arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")],
         url,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
@@ -302,15 +325,19 @@ def run_wrk(url: str, seconds: float, threads: int, connections: int) -> dict:
     }
 
 
-def capture(base_url: str, route: str) -> dict:
-    """One plain request: the route must answer 200, and its bytes are what the ceiling serves."""
-    status, headers, body = request("GET", base_url + route, 30)
+def capture(base_url: str, route: str, gzip: bool = False) -> dict:
+    """One request (plain, or asking for gzip): the route must answer 200, and its bytes are what
+    the ceiling serves."""
+    status, headers, body = request("GET", base_url + route, 30, GZIP_HEADERS if gzip else None)
     if status != 200:
         raise Failure(f"GET {route} answered {status}: {body[:300]!r}")
+    if gzip and headers.get("content-encoding") != "gzip":
+        raise Failure(f"GET {route} with Accept-Encoding: gzip was not gzipped")
     path, _, query = route.partition("?")
     return {
         "path": path,
         "query": query,
+        "gzip": gzip,
         "status": status,
         "body_b64": base64.b64encode(body).decode(),
         "headers": {k: headers[k] for k in REPLAYED_HEADERS if k in headers},
@@ -318,15 +345,19 @@ def capture(base_url: str, route: str) -> dict:
     }
 
 
-def wrk_route(base_url: str, route: str, args, label: str, tag: str, problems: list[str]) -> dict:
-    result = run_wrk(base_url + route, args.seconds, args.threads, args.connections)
+def wrk_route(
+    base_url: str, route: str, args, label: str, tag: str, problems: list[str], gzip: bool = False
+) -> dict:
+    headers = GZIP_HEADERS if gzip else None
+    result = run_wrk(base_url + route, args.seconds, args.threads, args.connections, headers)
+    shown = route + (" (gzip)" if gzip else "")
     print(
-        f"  {label:8} {route:42} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
+        f"  {label:8} {shown:42} {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
         f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}",
         flush=True,
     )
     if result["non2xx"]:
-        problems.append(f"{tag} {label} GET {route}: {result['non2xx']} non-2xx answers under wrk")
+        problems.append(f"{tag} {label} GET {shown}: {result['non2xx']} non-2xx answers under wrk")
     return result
 
 
@@ -335,8 +366,11 @@ def measure_reads(
 ) -> list[dict]:
     """Each route checked once and its bytes handed to the ceiling; then, route by route, wrk
     against the service and right after against the ceiling, so that both see the same machine
-    (a shared VM drifts by tens of percent over a minute)."""
-    captured = [capture(base_url, route) for route in routes]
+    (a shared VM drifts by tens of percent over a minute). The GZIP_ROUTES among them are measured
+    again asking for gzip."""
+    reads = [(route, False) for route in routes]
+    reads += [(route, True) for route in routes if route in GZIP_ROUTES]
+    captured = [capture(base_url, route, gzip) for route, gzip in reads]
     responses = workdir / f"ceiling-{tag}.json"
     responses.write_text(json.dumps(captured))
     port = free_port()
@@ -351,13 +385,21 @@ def measure_reads(
     try:
         wait_for_port(port, proc, log_path)
         ceiling_url = f"http://127.0.0.1:{port}"
-        for item, route in zip(captured, routes):
-            if capture(ceiling_url, route)["body_b64"] != item["body_b64"]:
+        for item, (route, gzip) in zip(captured, reads):
+            if capture(ceiling_url, route, gzip)["body_b64"] != item["body_b64"]:
                 raise Failure(f"the ceiling does not serve the captured bytes of {route}")
-        for item, route in zip(captured, routes):
-            ours = wrk_route(base_url, route, args, "service", tag, problems)
-            ceiling = wrk_route(ceiling_url, route, args, "ceiling", tag, problems)
-            rows.append({"route": route, "bytes": item["bytes"], "ours": ours, "ceiling": ceiling})
+        for item, (route, gzip) in zip(captured, reads):
+            ours = wrk_route(base_url, route, args, "service", tag, problems, gzip)
+            ceiling = wrk_route(ceiling_url, route, args, "ceiling", tag, problems, gzip)
+            rows.append(
+                {
+                    "route": route,
+                    "gzip": gzip,
+                    "bytes": item["bytes"],
+                    "ours": ours,
+                    "ceiling": ceiling,
+                }
+            )
     finally:
         stop(proc)
     return rows
@@ -595,7 +637,9 @@ def write_report(
         "## Reads",
         "",
         "wrk against the service, then against bench/ceiling.py serving the same bytes from memory."
-        " *÷ ceiling*: the service's requests per second over the ceiling's. Latency in ms.",
+        " *÷ ceiling*: the service's requests per second over the ceiling's. Latency in ms."
+        " *(gzip)*: asked with `Accept-Encoding: gzip`; body bytes as sent, gzipped, and the ceiling"
+        " serves those same gzipped bytes.",
         "",
         "| database | rows | route | body bytes | req/s | p50 | p99 | ceiling req/s | ceiling p50"
         " | ceiling p99 | ÷ ceiling |",
@@ -606,7 +650,8 @@ def write_report(
             ours, ceiling = r["ours"], r["ceiling"]
             ratio = ours["rps"] / ceiling["rps"] if ceiling["rps"] else None
             lines.append(
-                f"| {kind} | {r['rows']:,} | `GET {r['route']}` | {r['bytes']:,} | {ours['rps']:,.0f} | "
+                f"| {kind} | {r['rows']:,} | `GET {r['route']}`{' (gzip)' if r.get('gzip') else ''}"
+                f" | {r['bytes']:,} | {ours['rps']:,.0f} | "
                 f"{ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | {ceiling['rps']:,.0f} | {ceiling['p50_ms']:.2f} | "
                 f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 3)} |"
             )

@@ -420,10 +420,11 @@ def font(size: int, weight: str = "") -> ImageFont.FreeTypeFont:
 
 
 def fit_text(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont, width: int) -> str:
+    """`text`, or as much of it as fits in `width` followed by an ellipsis: never cut silently."""
     if draw.textlength(text, font=face) <= width:
         return text
     while text and draw.textlength(text + "…", font=face) > width:
-        text = text[:-1]
+        text = text[:-1].rstrip()
     return text + "…"
 
 
@@ -454,55 +455,62 @@ def summary_palette() -> Image.Image:
     )
 
 
+SUMMARY_MARGIN = 60
+ROW_TOP, ROW_HEIGHT = 168, 70
+GDP_CAPTION = (
+    "GDP figures are estimates: population × a random factor (1,000 to 2,000) ÷ the exchange rate"
+)
+
+
 def draw_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) -> Image.Image:
+    """Every text is fitted to the room it has (an ellipsis where a name is too long), so nothing
+    is cut or runs off the image."""
     width, height = SUMMARY_SIZE
     image = Image.new("RGB", SUMMARY_SIZE, PALETTE["background"])
     draw = ImageDraw.Draw(image)
-    margin = 60
-    draw.text(
-        (margin, 40), "Country Currency & Exchange", font=font(50, "Semibold"), fill=PALETTE["text"]
-    )
-    draw.text(
-        (margin, 104),
-        f"{total:,} countries cached  ·  top 5 by estimated GDP (USD)",
-        font=font(30),
-        fill=PALETTE["muted"],
-    )
-    panel_top, row_height = 160, 72
+    room = width - 2 * SUMMARY_MARGIN
+    draw_line(draw, 40, "Country Currency & Exchange", font(50, "Semibold"), room)
+    subtitle = f"{total:,} countries cached  ·  top 5 by estimated GDP (USD)"
+    draw_line(draw, 104, subtitle, font(30), room, PALETTE["muted"])
     draw.rounded_rectangle(
-        (margin - 20, panel_top - 16, width - margin + 20, panel_top + 5 * row_height + 4),
+        (SUMMARY_MARGIN - 20, ROW_TOP - 16, width - SUMMARY_MARGIN + 20, ROW_TOP + 5 * ROW_HEIGHT),
         radius=18,
         fill=PALETTE["panel"],
     )
-    label_width, value_width = 370, 150
-    bar_left = margin + label_width + 20
-    bar_max = width - margin - value_width - bar_left - 20
-    largest = max((gdp for _, gdp in top), default=0) or 1
-    name_font, value_font = font(32), font(32, "Semibold")
     if not top:
-        draw.text(
-            (margin, panel_top + 20), "No GDP estimates yet", font=name_font, fill=PALETTE["muted"]
-        )
+        draw_line(draw, ROW_TOP + 16, "No GDP estimates yet", font(32), room, PALETTE["muted"])
+    largest = max((gdp for _, gdp in top), default=0) or 1
     for rank, (name, gdp) in enumerate(top[:5]):
-        y = panel_top + rank * row_height
-        label = fit_text(draw, f"{rank + 1}. {name}", name_font, label_width)
-        draw.text((margin, y + 12), label, font=name_font, fill=PALETTE["text"])
-        bar_length = max(6, int(bar_max * gdp / largest))
-        colour = PALETTE["bars"][rank % len(PALETTE["bars"])]
-        draw.rounded_rectangle(
-            (bar_left, y + 10, bar_left + bar_length, y + 50), radius=8, fill=colour
-        )
-        draw.text(
-            (bar_left + bar_length + 16, y + 12),
-            human_money(gdp),
-            font=value_font,
-            fill=PALETTE["text"],
-        )
+        draw_gdp_row(draw, rank, name, gdp / largest, human_money(gdp))
     stamp = refreshed_at.replace("T", " ").replace("Z", " UTC")
-    draw.text(
-        (margin, height - 72), f"Last refreshed {stamp}", font=font(28), fill=PALETTE["muted"]
-    )
+    draw_line(draw, height - 86, GDP_CAPTION, font(22), room, PALETTE["muted"])
+    draw_line(draw, height - 50, f"Last refreshed {stamp}", font(24), room, PALETTE["muted"])
     return image
+
+
+def draw_line(draw, y: int, text: str, face, room: int, fill=PALETTE["text"]) -> None:
+    draw.text((SUMMARY_MARGIN, y), fit_text(draw, text, face, room), font=face, fill=fill)
+
+
+def draw_gdp_row(draw, rank: int, name: str, share: float, value: str) -> None:
+    """The name on the left, its value on the right, and under both a bar as long as its share
+    of the largest: a name gets the whole width but the value's."""
+    width = SUMMARY_SIZE[0]
+    room = width - 2 * SUMMARY_MARGIN
+    y = ROW_TOP + rank * ROW_HEIGHT
+    value_font, name_font = font(30, "Semibold"), font(30)
+    value = fit_text(draw, value, value_font, room // 3)
+    value_width = math.ceil(draw.textlength(value, font=value_font))
+    draw.text(
+        (width - SUMMARY_MARGIN - value_width, y), value, font=value_font, fill=PALETTE["text"]
+    )
+    label = fit_text(draw, f"{rank + 1}. {name}", name_font, room - value_width - 24)
+    draw.text((SUMMARY_MARGIN, y), label, font=name_font, fill=PALETTE["text"])
+    bar_length = max(8, int(room * share))
+    colour = PALETTE["bars"][rank % len(PALETTE["bars"])]
+    draw.rounded_rectangle(
+        (SUMMARY_MARGIN, y + 42, SUMMARY_MARGIN + bar_length, y + 56), radius=7, fill=colour
+    )
 
 
 def image_etag(png: bytes) -> str:

@@ -4,12 +4,14 @@ served from the installed swagger-ui-bundle package so that it works offline."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgspec
 from starlette.routing import Route
 
+from countries import VERSION
 from countries.web import ErrorBody
 
 
@@ -23,10 +25,13 @@ class Operation(NamedTuple):
     body: type | None = None
     headers: tuple[str, ...] = ()  # headers of the success response
     media_type: str = "application/json"
+    cached: bool = False  # answered through web.cached(): ETag, Cache-Control, 304
 
 
 STATUS_TEXTS = {
-    304: "Not modified: `If-None-Match` names the current ETag",
+    304: "Not modified: `If-None-Match` names the current ETag (or is `*`); no body",
+    308: "The path had one trailing slash: `Location` is the path without it, query string kept;"
+    " repeat the request there (same method)",
     400: "Validation failed: `details` maps each bad field to what is wrong with it",
     401: "Unauthorized: `Authorization: Bearer <ADMIN_TOKEN>` is missing or wrong",
     404: "Not found",
@@ -42,13 +47,83 @@ RESPONSE_HEADERS = {
     "X-Total-Count": {
         "description": "How many match before paging",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "required": True,
     },
     "Location": {
         "description": "The new user's URL",
         "schema": {"type": "string", "pattern": "^/users/"},
+        "required": True,
     },
-    "ETag": {"description": "Changes with the image", "schema": {"type": "string"}},
+    "ETag": {
+        "description": "Strong; changes when the data does. Send it back in `If-None-Match` for a 304",
+        "schema": {"type": "string", "pattern": '^"[^"]+"$'},
+        "required": True,
+    },
+    "Cache-Control": {
+        "description": "`no-cache`: keep the answer, but revalidate it with `If-None-Match`",
+        "schema": {"const": "no-cache"},
+        "required": True,
+    },
+    "Vary": {
+        "description": "`Accept-Encoding` on every JSON answer (and `Origin` with a CORS_ORIGINS list)",
+        "schema": {"type": "string", "pattern": "[Aa]ccept-[Ee]ncoding"},
+        "required": True,
+    },
+    "Content-Encoding": {
+        "description": "`gzip` when the request's `Accept-Encoding` allows it and the body is 1 KiB or more",
+        "schema": {"const": "gzip"},
+    },
+    "Access-Control-Allow-Origin": {
+        "description": "Only when CORS_ORIGINS is set: the request's Origin if listed, or `*`",
+        "schema": {"type": "string"},
+    },
+    "Access-Control-Expose-Headers": {
+        "description": "Only when CORS_ORIGINS is set: `X-Total-Count, ETag`",
+        "schema": {"type": "string"},
+    },
+    "Content-Disposition": {
+        "description": '`inline; filename="summary.png"`',
+        "schema": {"const": 'inline; filename="summary.png"'},
+        "required": True,
+    },
 }
+REDIRECT_LOCATION = {
+    "description": "The path without its trailing slash, relative, with the query string",
+    "schema": {"type": "string", "pattern": "^/"},
+    "required": True,
+}
+JSON_HEADERS = ("Vary", "Content-Encoding")
+CACHED_HEADERS = ("ETag", "Cache-Control")
+CORS_HEADERS = ("Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "An ETag this route gave (W/ or not), a list of them, or `*`: 304 if current",
+    "schema": {"type": "string"},
+}
+# tags by the path's first segment; any other path is an operation of the service itself
+TAGS = {
+    "countries": "countries",
+    "currencies": "currencies and rates",
+    "rates": "currencies and rates",
+    "convert": "currencies and rates",
+    "users": "users",
+}
+OPERATIONS_TAG = "operations"
+CONVENTIONS = """
+## HTTP conventions
+
+- JSON (and CSV) answers of 1 KiB or more are gzipped when `Accept-Encoding` allows it;
+  every JSON answer carries `Vary: Accept-Encoding`.
+- Country, currency and rates reads (and `/status`, `/countries/image`) carry a strong `ETag` and
+  `Cache-Control: no-cache`; `If-None-Match` with that ETag, `*`, or a list holding it is a 304.
+- With `CORS_ORIGINS` set, GET and HEAD answers carry `Access-Control-Allow-Origin` and expose
+  `X-Total-Count` and `ETag`; a preflight `OPTIONS` for GET or HEAD is a 204. Writes are not
+  opened to other origins. Unset, there are no CORS headers and `OPTIONS` is a 405.
+- A path with one trailing slash (`/countries/`) is a 308 to the path without it, keeping the
+  method and the query string, with a relative `Location`.
+"""
 
 SCHEMA_REF = "#/components/schemas/{name}"
 
@@ -78,6 +153,12 @@ def query_parameters(struct: type | None) -> list[dict]:
     ]
 
 
+def may_end_in_slash(route: Route) -> bool:
+    """Whether a path parameter may take a trailing slash (a country's name may): such a path is
+    redirected to the one without it."""
+    return any(re.fullmatch(c.regex, "x/") for c in route.param_convertors.values())
+
+
 def path_parameters(route: Route) -> list[dict]:
     # the route's own convertor regex, anchored: what the router accepts is what the document says
     return [
@@ -91,7 +172,27 @@ def path_parameters(route: Route) -> list[dict]:
     ]
 
 
-def response_object(status: int, operation: Operation, schemas: dict) -> dict:
+def plain_path(path: str) -> str:
+    """`/countries/{name:country_name}` as clients write it: `/countries/{name}`."""
+    return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
+
+
+def tag_of(path: str) -> str:
+    return TAGS.get(path.strip("/").split("/", 1)[0], OPERATIONS_TAG)
+
+
+def success_headers(method: str, operation: Operation) -> tuple[str, ...]:
+    names = operation.headers
+    if operation.cached:
+        names += CACHED_HEADERS
+    if operation.media_type == "application/json":
+        names += JSON_HEADERS
+    if method == "GET":
+        names += CORS_HEADERS
+    return names
+
+
+def response_object(status: int, method: str, operation: Operation, schemas: dict) -> dict:
     success, returns = operation.returns
     if status == success:
         schema = (
@@ -99,10 +200,24 @@ def response_object(status: int, operation: Operation, schemas: dict) -> dict:
             if returns is not None
             else {"type": "string", "contentMediaType": operation.media_type}
         )
+        names = success_headers(method, operation)
         return {
             "description": operation.summary,
-            "headers": {name: RESPONSE_HEADERS[name] for name in operation.headers},
+            "headers": {name: RESPONSE_HEADERS[name] for name in names},
             "content": {operation.media_type: {"schema": schema}},
+        }
+    if status == 304:
+        headers = ("ETag", "Cache-Control") + (
+            ("Vary",) if operation.media_type == "application/json" else ()
+        )
+        return {
+            "description": STATUS_TEXTS[status],
+            "headers": {name: RESPONSE_HEADERS[name] for name in headers},
+        }
+    if status == 308:
+        return {
+            "description": STATUS_TEXTS[status],
+            "headers": {"Location": REDIRECT_LOCATION},
         }
     if status < 400:
         return {"description": STATUS_TEXTS[status]}
@@ -119,12 +234,17 @@ def operation_object(
     # the same rule the token guard applies, so the document cannot disagree with it
     guarded = protected is not None and protected(method, route.path)
     statuses = {operation.returns[0], *operation.statuses, 500} | ({401} if guarded else set())
+    statuses |= {304} if operation.cached else set()
+    statuses |= {308} if may_end_in_slash(route) else set()
+    headers = [IF_NONE_MATCH] if operation.cached else []
     described: dict[str, Any] = {
         "operationId": row.handler.__name__,
         "summary": operation.summary,
-        "parameters": path_parameters(route) + query_parameters(operation.query),
+        "tags": [tag_of(route.path)],
+        "parameters": path_parameters(route) + query_parameters(operation.query) + headers,
         "responses": {
-            str(status): response_object(status, operation, schemas) for status in sorted(statuses)
+            str(status): response_object(status, method, operation, schemas)
+            for status in sorted(statuses)
         },
     }
     if operation.body is not None:
@@ -133,6 +253,13 @@ def operation_object(
     if guarded:
         described["security"] = [{"bearerAuth": []}]
     return described
+
+
+def document_tags(paths: dict) -> list[dict]:
+    """The tags the operations use, in the order of TAGS, so that /docs groups them by resource."""
+    used = {tag for item in paths.values() for op in item.values() for tag in op["tags"]}
+    order = dict.fromkeys([*TAGS.values(), OPERATIONS_TAG])
+    return [{"name": name} for name in order if name in used]
 
 
 def openapi_document(
@@ -156,9 +283,10 @@ def openapi_document(
         "openapi": "3.1.0",
         "info": {
             "title": "Country Currency & Exchange API",
-            "version": "1.0.0",
-            "description": description,
+            "version": VERSION,
+            "description": description + "\n" + CONVENTIONS,
         },
+        "tags": document_tags(paths),
         "paths": paths,
         "components": {"schemas": components},
     }

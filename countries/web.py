@@ -1,5 +1,6 @@
 """Web plumbing: JSON answers and the error envelope, request bodies and their validation, the
-response cache, and the ASGI middleware (admin token, access log) with the logging set-up."""
+response cache (with ETags, 304s and gzip), and the ASGI middleware (admin token, CORS, trailing
+slashes, compression, access log) with the logging set-up."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import collections
 import datetime as dt
 import functools
+import gzip
+import hashlib
 import hmac
 import logging
 import math
@@ -21,7 +24,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from countries import db
 from countries.core import JSON_ERRORS
@@ -153,23 +156,142 @@ def convert_or_400(
 
 CACHE_RECHECK_SECONDS = 0.5
 CACHE_MAX_BYTES = 64 * 1024 * 1024
+GZIP_MIN_BYTES = 1024
+OFF_LOOP_BYTES = 256 * 1024
+COMPRESSIBLE_TYPES = (b"application/json", b"text/csv")
+# what every 200 of a cached read carries: clients may keep it, but must ask (If-None-Match) first
+REVALIDATE = (b"cache-control", b"no-cache")
+VARY_ENCODING = (b"vary", b"accept-encoding")
+GZIP_ETAG_SUFFIX = '-gzip"'
+
+
+def gzip_bytes(body: bytes) -> bytes:
+    # mtime=0: the same body always gives the same bytes, so its ETag holds
+    return gzip.compress(body, compresslevel=6, mtime=0)
+
+
+def body_etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def gzip_etag(etag: str) -> str:
+    # a strong ETag names one representation: the gzipped bytes are another one
+    return etag[:-1] + GZIP_ETAG_SUFFIX
+
+
+def is_compressible(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    """A JSON or CSV answer not encoded already."""
+    kind = b""
+    for name, value in raw_headers:
+        if name == b"content-encoding":
+            return False
+        if name == b"content-type":
+            kind = value
+    return kind.startswith(COMPRESSIBLE_TYPES)
+
+
+@functools.lru_cache(maxsize=256)
+def accepts_gzip(accept_encoding: bytes) -> bool:
+    """Whether `Accept-Encoding` allows gzip: its own q-value, else that of `*`; no header, or
+    a q-value that is 0 or unreadable, is no. Clients send few distinct values: parsed once each."""
+    weights: dict[str, float] = {}
+    for item in accept_encoding.decode("latin-1").lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        weights[coding] = quality(params)
+    weight = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
+    return weight > 0
+
+
+def quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value.strip())
+            except ValueError:
+                return 0.0
+            return weight if 0 <= weight <= 1 else 0.0
+    return 1.0
+
+
+def names_etag(if_none_match: str, etag: str) -> bool:
+    """`If-None-Match` compared weakly, as RFC 9110 says: `*`, or any listed tag, W/ or not, that
+    is this ETag or its gzip twin (a client may hold either representation)."""
+    if if_none_match.strip() == "*":
+        return True
+    twins = (etag, gzip_etag(etag))
+    return any(tag.strip().removeprefix("W/") in twins for tag in if_none_match.split(","))
+
+
+def request_header(scope: dict, name: bytes) -> bytes:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return b""
+
+
+def with_length(raw_headers: list[tuple[bytes, bytes]], body: bytes) -> list[tuple[bytes, bytes]]:
+    kept = [(name, value) for name, value in raw_headers if name != b"content-length"]
+    return [*kept, (b"content-length", str(len(body)).encode())]
 
 
 class CachedAnswer(NamedTuple):
     """An answer as bytes and headers: each request gets a Response of its own, since middleware
-    such as Starlette's GZipMiddleware changes the Response it sends."""
+    may change the Response it sends. A 200 also has its ETag and, when it is JSON or CSV of
+    GZIP_MIN_BYTES or more, its gzipped bytes: both computed once, when the answer is made, not
+    for every request that is sent it."""
 
     status: int
     body: bytes
     raw_headers: list[tuple[bytes, bytes]]
+    etag: str | None = None
+    gzipped: bytes | None = None
+    gzip_headers: list[tuple[bytes, bytes]] | None = None
 
     @classmethod
     def of(cls, response: Response) -> CachedAnswer:
-        return cls(response.status_code, response.body, list(response.raw_headers))
+        status, body, headers = response.status_code, response.body, list(response.raw_headers)
+        if status != 200:
+            return cls(status, body, headers)
+        etag = response.headers.get("etag") or body_etag(body)
+        headers = [(k, v) for k, v in headers if k not in (b"etag", b"cache-control")]
+        headers += [(b"etag", etag.encode()), REVALIDATE]
+        if not is_compressible(headers):
+            return cls(status, body, headers, etag)
+        headers.append(VARY_ENCODING)
+        if len(body) < GZIP_MIN_BYTES:
+            return cls(status, body, headers, etag)
+        gzipped = gzip_bytes(body)
+        gzip_headers = [(k, v) for k, v in headers if k != b"etag"]
+        gzip_headers += [(b"etag", gzip_etag(etag).encode()), (b"content-encoding", b"gzip")]
+        return cls(status, body, headers, etag, gzipped, with_length(gzip_headers, gzipped))
 
-    def response(self) -> Response:
-        response = Response(self.body, self.status)
-        response.raw_headers = list(self.raw_headers)
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped or b"")
+
+    def response(self, scope: dict | None = None) -> Response:
+        """The answer for this request: 304 when `If-None-Match` names it, gzipped when the
+        request accepts that, else the plain bytes."""
+        body, headers = self.body, self.raw_headers
+        if scope is not None and self.gzipped is not None:
+            if accepts_gzip(request_header(scope, b"accept-encoding")):
+                body, headers = self.gzipped, self.gzip_headers
+        if scope is not None and self.etag is not None:
+            if_none_match = request_header(scope, b"if-none-match")
+            if if_none_match and names_etag(if_none_match.decode("latin-1"), self.etag):
+                return self.not_modified(headers)
+        response = Response(body, self.status)
+        response.raw_headers = list(headers)
+        return response
+
+    @staticmethod
+    def not_modified(headers: list[tuple[bytes, bytes]]) -> Response:
+        # what a 200 would have said of the representation, without the body or its length
+        response = Response(status_code=304)
+        response.raw_headers = [
+            (k, v) for k, v in headers if k in (b"etag", b"cache-control", b"vary")
+        ]
         return response
 
 
@@ -227,7 +349,12 @@ class ResponseCache:
 
     @staticmethod
     async def encoded(answer: Callable[[], typing.Awaitable[Response]]) -> CachedAnswer:
-        return CachedAnswer.of(await answer())
+        response = await answer()
+        if len(response.body) > OFF_LOOP_BYTES:
+            # hashing and gzipping megabytes takes a while: zlib and hashlib let go of the GIL,
+            # so in a thread the loop serves other requests meanwhile
+            return await asyncio.to_thread(CachedAnswer.of, response)
+        return CachedAnswer.of(response)
 
     def keep(self, flight: tuple[Any, int], done: asyncio.Future) -> None:
         del self.in_flight[flight]
@@ -241,13 +368,13 @@ class ResponseCache:
         return answer
 
     def put(self, key: Any, generation: int, answer: CachedAnswer) -> None:
-        if generation != self.generation or len(answer.body) > self.max_bytes // 4:
+        if generation != self.generation or answer.size > self.max_bytes // 4:
             return
-        self.size += len(answer.body) - (len(self.answers[key].body) if key in self.answers else 0)
+        self.size += answer.size - (self.answers[key].size if key in self.answers else 0)
         self.answers[key] = answer
         while self.size > self.max_bytes:
             _, evicted = self.answers.popitem(last=False)
-            self.size -= len(evicted.body)
+            self.size -= evicted.size
 
 
 def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -290,11 +417,12 @@ async def cached(
     request: Request, key: Any, answer: Callable[[], typing.Awaitable[Response]]
 ) -> Response:
     """The cached answer for `key` while the data is unchanged, else a fresh one (kept if 200),
-    as a Response of this request's own."""
+    as a Response of this request's own: a 200 with its ETag and `Cache-Control: no-cache`,
+    gzipped if the request accepts it, or a 304 if `If-None-Match` names it."""
     cache: ResponseCache = request.app.state.cache
     await cache.revalidate(request.app.state.store)
     kept = cache.get(key) or await cache.produce(key, answer)
-    return kept.response()
+    return kept.response(request.scope)
 
 
 def decode_json_object(body: bytes) -> dict[str, Any]:
@@ -381,6 +509,161 @@ def require_admin_token(
         await app(scope, receive, send)
 
     return guarded
+
+
+def compress_answers(app: Any) -> Any:
+    """ASGI middleware for the answers the cache does not hold (users, errors, documents): a JSON
+    or CSV answer gets `Vary: Accept-Encoding`, and is gzipped when it is GZIP_MIN_BYTES or more
+    and the request accepts gzip. An answer encoded already (the cache's) passes as it is."""
+
+    async def compressing(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        wanted = accepts_gzip(request_header(scope, b"accept-encoding"))
+        start, chunks = None, []
+
+        async def send_compressed(message):
+            nonlocal start
+            if message["type"] == "http.response.start":
+                if not is_compressible(message["headers"]):
+                    return await send(message)
+                start = {**message, "headers": vary_on_encoding(message["headers"])}
+                return await send(start) if not wanted else None
+            if start is None or not wanted:
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                await send_whole(send, start, b"".join(chunks))
+
+        await app(scope, receive, send_compressed)
+
+    return compressing
+
+
+def vary_on_encoding(raw_headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    if any(name == b"vary" and b"accept-encoding" in value.lower() for name, value in raw_headers):
+        return raw_headers
+    return [*raw_headers, VARY_ENCODING]
+
+
+async def send_whole(send, start: dict, body: bytes) -> None:
+    headers = start["headers"]
+    if len(body) >= GZIP_MIN_BYTES:
+        # a large body off the event loop, as in ResponseCache.encoded
+        large = len(body) > OFF_LOOP_BYTES
+        body = await asyncio.to_thread(gzip_bytes, body) if large else gzip_bytes(body)
+        headers = with_length([*headers, (b"content-encoding", b"gzip")], body)
+    await send({**start, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+READ_METHODS = ("GET", "HEAD")
+CORS_ALLOWED_HEADERS = "Authorization, If-None-Match, X-Request-ID"
+CORS_EXPOSED_HEADERS = "X-Total-Count, ETag"
+CORS_MAX_AGE = "600"
+
+
+def parse_origins(setting: str) -> tuple[str, ...]:
+    """CORS_ORIGINS: `*`, or comma-separated origins (`https://a.example, https://b.example`)."""
+    # browsers send an origin in lower case, without a trailing slash
+    return tuple(
+        origin.strip().rstrip("/").lower() for origin in setting.split(",") if origin.strip()
+    )
+
+
+def allow_cors(app: Any, origins: tuple[str, ...]) -> Any:
+    """ASGI middleware, installed only when CORS_ORIGINS is set: reads (GET, HEAD) are open to the
+    origins listed, or to any with `*`; writes are not, so a preflight for one, or from an origin
+    not listed, goes on to the app (405, with no CORS headers, and the browser refuses)."""
+    anyone = "*" in origins
+    listed = frozenset(origins)
+
+    def allowed_origin(scope: dict) -> bytes | None:
+        if anyone:
+            return b"*"
+        origin = request_header(scope, b"origin")
+        return origin if origin.decode("latin-1") in listed else None
+
+    async def with_cors(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        origin, method = allowed_origin(scope), scope["method"]
+        if method == "OPTIONS" and origin is not None and is_read_preflight(scope):
+            return await preflight_answer(origin, anyone)(scope, receive, send)
+        if method not in READ_METHODS:
+            return await app(scope, receive, send)
+        added = cors_headers(origin, anyone)
+
+        async def send_with_cors(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], *added]}
+            await send(message)
+
+        await app(scope, receive, send_with_cors)
+
+    return with_cors
+
+
+def is_read_preflight(scope: dict) -> bool:
+    """A browser's question before a cross-origin read: it names its Origin and the method."""
+    wanted = request_header(scope, b"access-control-request-method").decode("latin-1")
+    return bool(request_header(scope, b"origin")) and wanted.strip() in READ_METHODS
+
+
+def cors_headers(origin: bytes | None, anyone: bool) -> list[tuple[bytes, bytes]]:
+    # with a list of origins the answer depends on the request's Origin: caches must know it
+    headers = [] if anyone else [(b"vary", b"origin")]
+    if origin is not None:
+        headers += [
+            (b"access-control-allow-origin", origin),
+            (b"access-control-expose-headers", CORS_EXPOSED_HEADERS.encode()),
+        ]
+    return headers
+
+
+def preflight_answer(origin: bytes, anyone: bool) -> Response:
+    response = Response(status_code=204)
+    response.raw_headers = [
+        *cors_headers(origin, anyone),
+        (b"access-control-allow-methods", b"GET, HEAD"),
+        (b"access-control-allow-headers", CORS_ALLOWED_HEADERS.encode()),
+        (b"access-control-max-age", CORS_MAX_AGE.encode()),
+    ]
+    return response
+
+
+def redirect_trailing_slash(app: Any, routes: list) -> Any:
+    """ASGI middleware, before routing: a path with one trailing slash that names a route without
+    it is a 308 (the method kept) to that path, with a relative Location that keeps the percent-
+    encoding and the query string, so that it is right behind any proxy. `/countries/Nigeria/` is
+    a 308 to `/countries/Nigeria`; `/`, `//`, and an encoded slash (`%2F`) are left alone."""
+
+    async def redirecting(scope, receive, send):
+        # the common case first: a path that does not end in a slash costs one look
+        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
+            target = slashless_target(scope, routes)
+            if target is not None:
+                moved = Response(status_code=308, headers={"Location": target})
+                return await moved(scope, receive, send)
+        await app(scope, receive, send)
+
+    return redirecting
+
+
+def slashless_target(scope: dict, routes: list) -> str | None:
+    raw = scope.get("raw_path") or scope["path"].encode("utf-8")
+    raw = raw.split(b"?", 1)[0]
+    if not raw.endswith(b"/") or raw.endswith(b"//") or len(raw) < 2:
+        return None
+    path = raw[:-1]
+    # a Location of `//host` or `/\host` would send the client to another host
+    if path[1:2] in (b"/", b"\\"):
+        return None
+    stripped = {**scope, "path": scope["path"][:-1], "raw_path": path}
+    if not any(route.matches(stripped)[0] != Match.NONE for route in routes):
+        return None
+    query = scope.get("query_string", b"")
+    return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
 class AccessLog:

@@ -62,8 +62,8 @@ def test_change_made_straight_in_the_database_is_seen_within_the_recheck_interva
     assert refreshed.get("/countries/Ghana").json()["population"] == 1
 
 
-def answer(size: int) -> Response:
-    return Response(b"x" * size)
+def answer(size: int) -> web.CachedAnswer:
+    return web.CachedAnswer.of(Response(b"x" * size))
 
 
 def test_answer_read_before_a_write_is_not_kept():

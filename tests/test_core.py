@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import service
 from countries import core, db, sources, web
@@ -263,6 +263,55 @@ def test_summary_changes_with_what_it_shows():
     assert core.render_summary(251, top, "2025-10-22T18:00:00Z") != first
     assert core.render_summary(250, top[:1], "2025-10-22T18:00:00Z") != first
     assert core.render_summary(250, top, "2025-10-22T18:00:01Z") != first
+
+
+LONG_TOP = [
+    ("South Georgia and the South Sandwich Islands", 9.87e12),
+    ("United Kingdom of Great Britain and Northern Ireland", 7.1e12),
+    ("Saint Vincent and the Grenadines, " * 4, 5e10),
+    ("Nigeria", 1.2e21),
+    ("Åland Islands", 3),
+]
+
+
+def drawn_texts(monkeypatch, top) -> list[tuple[float, str, float]]:
+    """(x, text, width in pixels) of every text the summary draws."""
+    drawn, original = [], ImageDraw.ImageDraw.text
+
+    def spy(draw, xy, text, *args, font=None, **kwargs):
+        drawn.append((xy[0], text, draw.textlength(text, font=font)))
+        return original(draw, xy, text, *args, font=font, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    core.draw_summary(250, top, "2025-10-22T18:00:00Z")
+    return drawn
+
+
+def test_summary_says_the_gdp_figures_are_estimates(monkeypatch):
+    texts = [text for _, text, _ in drawn_texts(monkeypatch, LONG_TOP)]
+    assert core.GDP_CAPTION in texts
+    assert "estimates" in core.GDP_CAPTION and "random factor" in core.GDP_CAPTION
+
+
+def test_summary_shortens_long_names_with_an_ellipsis_and_keeps_every_text_inside(monkeypatch):
+    drawn = drawn_texts(monkeypatch, LONG_TOP)
+    right_edge = core.SUMMARY_SIZE[0] - core.SUMMARY_MARGIN
+    assert all(x >= core.SUMMARY_MARGIN and x + width <= right_edge for x, _, width in drawn)
+    texts = [text for _, text, _ in drawn]
+    assert "1. South Georgia and the South Sandwich Islands" in texts  # fits whole: not shortened
+    shortened = [text for text in texts if text.startswith("3. Saint Vincent")]
+    assert shortened and shortened[0].endswith("…") and not shortened[0].endswith(" …")
+    assert "$1,200,000,000.0T" in texts and "$3" in texts
+
+
+@pytest.mark.parametrize("width", [40, 200, 400])
+def test_fit_text_never_cuts_without_an_ellipsis(width):
+    draw, face = ImageDraw.Draw(Image.new("RGB", (10, 10))), core.font(30)
+    text = "United Kingdom of Great Britain and Northern Ireland"
+    fitted = core.fit_text(draw, text, face, width)
+    assert fitted.endswith("…") and text.startswith(fitted[:-1])
+    assert draw.textlength(fitted, font=face) <= width
+    assert core.fit_text(draw, "Mali", face, 200) == "Mali"
 
 
 def test_summary_draws_without_any_gdp():

@@ -124,7 +124,12 @@ def test_docs_page_lists_routes_and_tries_get_status(server, tmp_path):  # noqa:
         page = open_page(socket, f"{server}/docs")
         page.wait_for("document.querySelectorAll('.opblock').length > 0")
         assert listed_operations(page) == documented
-        status = "document.querySelector('#operations-default-get_status')"
+        shown_tags = page.evaluate(
+            "[...document.querySelectorAll('.opblock-tag')].map(t => t.dataset.tag)"
+        )
+        assert shown_tags == [tag["name"] for tag in document["tags"]]
+        # Swagger UI's id of an operation: its tag, then its operationId
+        status = "document.querySelector('#operations-operations-get_status')"
         page.evaluate(f"{status}.querySelector('.opblock-summary-control').click()")
         page.wait_for(f"!!{status}.querySelector('.try-out__btn')")
         page.evaluate(f"{status}.querySelector('.try-out__btn').click()")
