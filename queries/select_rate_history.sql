@@ -1,0 +1,8 @@
+-- The stored USD rates of up to 21 codes (:code0 .. :code20; repeat a code to fill the slots)
+-- taken from :first_taken_at to :last_taken_at inclusive: range reads of the primary key
+-- (code, taken_at), one per code.
+SELECT code, taken_at, rate FROM rate_history
+WHERE code IN (:code0, :code1, :code2, :code3, :code4, :code5, :code6, :code7, :code8, :code9,
+               :code10, :code11, :code12, :code13, :code14, :code15, :code16, :code17, :code18,
+               :code19, :code20)
+  AND taken_at >= :first_taken_at AND taken_at <= :last_taken_at

@@ -1,0 +1,5 @@
+-- The snapshots of the days from :first_day to :last_day (YYYY-MM-DD, inclusive), oldest first,
+-- as (taken_at, day, source): a range read of the index on (day, taken_at).
+SELECT taken_at, day, source FROM rate_snapshots
+WHERE day >= :first_day AND day <= :last_day
+ORDER BY taken_at
