@@ -534,11 +534,10 @@ async def get_rates_history(request: Request) -> Response:
         base, symbols = query.base.upper(), parse_codes(query.symbols)
         first = None if query.from_ is msgspec.UNSET else query.from_
         last = None if query.to is msgspec.UNSET else query.to
-        snapshots = await db.select_rate_snapshots(store, first or FIRST_DAY, last or LAST_DAY)
-        rows = []
-        if snapshots:
-            codes = list(dict.fromkeys(symbols + ([] if base == "USD" else [base])))
-            rows = await db.select_rate_history(store, codes, snapshots[0][0], snapshots[-1][0])
+        codes = list(dict.fromkeys(symbols + ([] if base == "USD" else [base])))
+        snapshots, rows = await db.select_rate_history(
+            store, first or FIRST_DAY, last or LAST_DAY, codes
+        )
         days = last_snapshot_of_each_day(snapshots)
         table = history_table(days, rows, base, symbols)
         if as_csv:

@@ -423,26 +423,26 @@ async def select_currencies(store: Store) -> tuple[dict, list[tuple], list[tuple
     return None if stored is None else (stored.rates, names, countries)
 
 
-@db_work
-async def select_rate_snapshots(store: Store, first_day: str, last_day: str) -> list[tuple]:
-    """(taken_at, day, source) of the snapshots of those days, oldest first."""
-    days = {"first_day": first_day, "last_day": last_day}
-    return await fetch_rows(store, store.queries.select_rate_snapshots, days)
-
-
 HISTORY_CODE_SLOTS = 21  # 20 symbols and the base
 
 
 @db_work
 async def select_rate_history(
-    store: Store, codes: list[str], first_taken_at: str, last_taken_at: str
-) -> list[tuple]:
-    """(code, taken_at, USD rate) of `codes` (at most 21) in that time range."""
-    # one fixed statement: the unused slots repeat a code, which IN ignores
-    slots = (codes * HISTORY_CODE_SLOTS)[:HISTORY_CODE_SLOTS]
-    values = {f"code{i}": code for i, code in enumerate(slots)}
-    values.update(first_taken_at=first_taken_at, last_taken_at=last_taken_at)
-    return await fetch_rows(store, store.queries.select_rate_history, values)
+    store: Store, first_day: str, last_day: str, codes: list[str]
+) -> tuple[list[tuple], list[tuple]]:
+    """(taken_at, day, source) of the snapshots of those days, oldest first, and (code, taken_at,
+    USD rate) of `codes` (at most 21) in their time range, on one connection."""
+    async with store.db.connection():  # on SQLite, `databases` opens a connection per acquire
+        days = {"first_day": first_day, "last_day": last_day}
+        snapshots = await fetch_rows(store, store.queries.select_rate_snapshots, days)
+        if not snapshots:
+            return snapshots, []
+        # one fixed statement: the unused slots repeat a code, which IN ignores
+        slots = (codes * HISTORY_CODE_SLOTS)[:HISTORY_CODE_SLOTS]
+        values = {f"code{i}": code for i, code in enumerate(slots)}
+        values.update(first_taken_at=snapshots[0][0], last_taken_at=snapshots[-1][0])
+        rates = await fetch_rows(store, store.queries.select_rate_history, values)
+    return snapshots, rates
 
 
 @db_work
