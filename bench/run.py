@@ -43,6 +43,12 @@ import rates as rates_bench  # noqa: E402  (bench/rates.py, beside this file)
 
 from countries.db import apply_migrations  # noqa: E402
 
+RATES_ROUTES = [
+    "/rates",
+    "/rates?base=EUR&symbols=NGN,GBP",
+    "/convert?from=EUR&to=NGN&amount=100",
+    "/currencies",
+]
 READ_ROUTES = [
     "/countries",
     "/countries?region=Africa&sort=gdp_desc",
@@ -50,10 +56,7 @@ READ_ROUTES = [
     "/countries/Nigeria",
     "/status",
     "/countries/image",
-    "/rates",
-    "/rates?base=EUR&symbols=NGN,GBP",
-    "/convert?from=EUR&to=NGN&amount=100",
-    "/currencies",
+    *RATES_ROUTES,
 ]
 SCALE_ROUTES = ["/countries?sort=gdp_desc&limit=50", "/countries?region=Africa&limit=50"]
 # measured a second time with `Accept-Encoding: gzip`, the ceiling serving the same gzipped bytes
@@ -537,7 +540,7 @@ def bench_database(
             )
             results["refresh"].append(refresh)
             routes = (
-                READ_ROUTES
+                (RATES_ROUTES if args.rates_only else READ_ROUTES)
                 if n == args.sizes[0]
                 else SCALE_ROUTES
                 if n == args.sizes[-1] and args.scale_reads
@@ -826,10 +829,17 @@ def parse_args(argv: list[str] | None = None):
         default=90,
         help="the longest random history range asked for, days (default 90)",
     )
+    parser.add_argument(
+        "--rates-only",
+        action="store_true",
+        help="only the currencies and rates routes (N = 250) and the history",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     args.sizes = [250, 1_000] if args.quick else [250, 10_000, 100_000]
+    if args.rates_only:
+        args.sizes = [250]
     args.scale_reads = not args.quick  # reads at 100,000 rows: full mode only
     args.seconds = args.seconds or (1 if args.quick else 5)
     args.refreshes = args.refreshes or (2 if args.quick else 7)

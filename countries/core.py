@@ -471,9 +471,13 @@ def history_table(
     for day, usd in usd_tables.items():
         # the stored tables are against the US dollar: USD is 1 in every snapshot, so not read
         base_rate = usd.get(base, 1.0 if base == "USD" else None)
-        if base_rate is not None:
-            crossed = {code: usable_rate(usd[code] / base_rate) for code in symbols if code in usd}
-            table[day] = {code: rate for code, rate in sorted(crossed.items()) if rate is not None}
+        if base_rate == 1.0:  # the stored rates as they are: already positive finite numbers
+            table[day] = {code: usd[code] for code in sorted(symbols) if code in usd}
+        elif base_rate is not None:
+            crossed = {
+                code: usable_rate(usd[code] / base_rate) for code in sorted(symbols) if code in usd
+            }
+            table[day] = {code: rate for code, rate in crossed.items() if rate is not None}
     return table
 
 
