@@ -36,6 +36,7 @@ from swagger_ui_bundle import swagger_ui_path
 from countries import VERSION, db, openapi, refresh, web
 from countries.core import (
     ATTRIBUTIONS,
+    CURRENCY_CODE,
     FIRST_DAY,
     LAST_DAY,
     StoredRates,
@@ -510,9 +511,10 @@ async def history_query(request: Request, stored: StoredRates) -> HistoryQuery:
     snapshot of the history have it (a provider may drop a currency that history still holds)."""
     values = query_values(request)
     asked = [code for name in ("base", "symbols") for code in parse_codes(values.get(name) or "")]
-    others = [code for code in asked[: db.HISTORY_CODE_SLOTS] if code not in stored.rates]
-    held = {code for code in others if await db.history_has_code(request.app.state.store, code)}
-    known = lambda code: code in stored.rates or code in held  # noqa: E731
+    others = [code for code in asked if code not in stored.rates and CURRENCY_CODE.fullmatch(code)]
+    # at most as many as a valid query names: a longer list is a 400 whatever they are
+    held = await db.select_history_codes(request.app.state.store, others[: db.HISTORY_CODE_SLOTS])
+    known = (stored.rates.keys() | held).__contains__
     problems = unknown_codes(values, ("base", "symbols"), known) | bad_days(values, ("from", "to"))
     query = convert_or_400(values, HistoryQuery, strict=False, details=problems)
     if (

@@ -446,8 +446,14 @@ async def select_rate_history(
 
 
 @db_work
-async def history_has_code(store: Store, code: str) -> bool:
-    return await fetch_value(store, store.queries.select_history_code, {"code": code}) is not None
+async def select_history_codes(store: Store, codes: list[str]) -> set[str]:
+    """Those of `codes` that some snapshot of the history holds (a point read each)."""
+    if not codes:
+        return set()
+    async with store.db.connection():
+        found = [await fetch_value(store, store.queries.select_history_code, {"code": code})
+                 for code in codes]  # fmt: skip
+    return {code for code in found if code is not None}
 
 
 # ----- the refresh state --------------------------------------------------------------------------
