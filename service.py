@@ -544,8 +544,9 @@ async def get_rates_history(request: Request) -> Response:
         table = history_table(days, rows, base, symbols)
         if as_csv:
             return Response(history_csv(table, symbols), media_type="text/csv")
-        # a bound left out is the first or last stored day (the other bound if none is stored)
-        first = first or min(days, default=last)
+        # a bound left out is the first or last stored day (the other bound if none is stored;
+        # the day of the stored rates if neither is given and no snapshot is stored at all)
+        first = first or min(days, default=last) or stored.updated_at[:10]
         last = last or max(days, default=first)
         source, attribution = history_attribution(days, stored.source)
         return json_response(RatesHistory(base, first, last, source, attribution, table))
