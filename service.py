@@ -50,10 +50,10 @@ from countries.core import (
     history_csv,
     history_table,
     iso_utc,
-    last_snapshot_of_each_day,
     new_user,
     parse_codes,
     rates_in_base,
+    split_history,
     text_key,
     unknown_codes,
     user_id_or_none,
@@ -537,11 +537,9 @@ async def get_rates_history(request: Request) -> Response:
         first = None if query.from_ is msgspec.UNSET else query.from_
         last = None if query.to is msgspec.UNSET else query.to
         codes = list(dict.fromkeys(symbols + ([] if base == "USD" else [base])))
-        snapshots, rows = await db.select_rate_history(
-            store, first or FIRST_DAY, last or LAST_DAY, codes
-        )
-        days = last_snapshot_of_each_day(snapshots)
-        table = history_table(days, rows, base, symbols)
+        rows = await db.select_rate_history(store, first or FIRST_DAY, last or LAST_DAY, codes)
+        days, rates = split_history(rows)
+        table = history_table(days, rates, base, symbols)
         if as_csv:
             return Response(history_csv(table, symbols), media_type="text/csv")
         # a bound left out is the first or last stored day (the other bound if none is stored;

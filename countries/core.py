@@ -449,10 +449,19 @@ def bad_days(values: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
     return problems
 
 
-def last_snapshot_of_each_day(snapshots: list[tuple[str, str, str]]) -> dict[str, tuple[str, str]]:
-    """day -> (taken_at, source) of its last snapshot; `snapshots` are (taken_at, day, source) in
-    ascending time, so each day's last one wins."""
-    return {day: (taken_at, source) for taken_at, day, source in snapshots}
+def split_history(rows: list[tuple]) -> tuple[dict[str, tuple[str, str]], list[tuple]]:
+    """From select_rate_history's rows: day -> (taken_at, source) of each day's last snapshot,
+    days ascending, and the rates as (code, taken_at, rate)."""
+    days: dict[str, tuple[str, str]] = {}
+    rates = []
+    for taken_at, source, code, rate in rows:
+        if code is None:
+            day = taken_at[:10]  # as insert_rate_snapshot writes `day`
+            if day not in days or taken_at > days[day][0]:
+                days[day] = (taken_at, source)
+        else:
+            rates.append((code, taken_at, rate))
+    return dict(sorted(days.items())), rates
 
 
 def history_table(

@@ -86,7 +86,7 @@ QUERY_NAMES = frozenset({
     "select_status", "select_summary_image", "select_top_countries", "select_user_by_id",
     "select_users", "update_refresh_state", "update_user", "upsert_countries",
     "select_currency_countries", "select_currency_names", "select_history_code",
-    "select_rate_history", "select_rate_snapshots", "select_rates", "select_rates_state",
+    "select_rate_history", "select_rates", "select_rates_state",
 })  # fmt: skip
 
 
@@ -429,20 +429,16 @@ HISTORY_CODE_SLOTS = 21  # 20 symbols and the base
 @db_work
 async def select_rate_history(
     store: Store, first_day: str, last_day: str, codes: list[str]
-) -> tuple[list[tuple], list[tuple]]:
-    """(taken_at, day, source) of the snapshots of those days, oldest first, and (code, taken_at,
-    USD rate) of `codes` (at most 21) in their time range, on one connection."""
-    async with store.db.connection():  # on SQLite, `databases` opens a connection per acquire
-        days = {"first_day": first_day, "last_day": last_day}
-        snapshots = await fetch_rows(store, store.queries.select_rate_snapshots, days)
-        if not snapshots:
-            return snapshots, []
-        # one fixed statement: the unused slots repeat a code, which IN ignores
-        slots = (codes * HISTORY_CODE_SLOTS)[:HISTORY_CODE_SLOTS]
-        values = {f"code{i}": code for i, code in enumerate(slots)}
-        values.update(first_taken_at=snapshots[0][0], last_taken_at=snapshots[-1][0])
-        rates = await fetch_rows(store, store.queries.select_rate_history, values)
-    return snapshots, rates
+) -> list[tuple]:
+    """The snapshots of those days as (taken_at, source, None, None) and the USD rates of `codes`
+    (at most 21) in them as (taken_at, None, code, rate), in no particular order: one round trip."""
+    # one fixed statement: the unused slots repeat a code, which IN ignores
+    slots = (codes * HISTORY_CODE_SLOTS)[:HISTORY_CODE_SLOTS]
+    values = {f"code{i}": code for i, code in enumerate(slots)}
+    values.update(first_day=first_day, last_day=last_day)
+    # a snapshot's day is the date of its time (insert_rate_snapshot), so these bound the same days
+    values.update(first_taken_at=f"{first_day}T00:00:00Z", last_taken_at=f"{last_day}T23:59:59Z")
+    return await fetch_rows(store, store.queries.select_rate_history, values)
 
 
 @db_work
