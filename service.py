@@ -540,14 +540,17 @@ async def get_rates_history(request: Request) -> Response:
         rows = await db.select_rate_history(store, first or FIRST_DAY, last or LAST_DAY, codes)
         days, rates = split_history(rows)
         table = history_table(days, rates, base, symbols)
-        if as_csv:
-            return Response(history_csv(table, symbols), media_type="text/csv")
+        if as_csv:  # the same URL answers CSV or JSON: shared caches must key by Accept too
+            return Response(
+                history_csv(table, symbols), headers={"Vary": "Accept"}, media_type="text/csv"
+            )
         # a bound left out is the first or last stored day (the other bound if none is stored;
         # the day of the stored rates if neither is given and no snapshot is stored at all)
         first = first or min(days, default=last) or stored.updated_at[:10]
         last = last or max(days, default=first)
         source, attribution = history_attribution(days, stored.source)
-        return json_response(RatesHistory(base, first, last, source, attribution, table))
+        history = RatesHistory(base, first, last, source, attribution, table)
+        return json_response(history, headers={"Vary": "Accept"})
 
     key = ("history", request.scope["query_string"], as_csv)
     return await cached(request, key, answer)

@@ -614,7 +614,9 @@ def bench_history(
         status, _, body = request("GET", base_url + probe, 60)
         if status != 200 or len(json.loads(body)["rates"]) != len(snapshots) + 1:
             raise Failure(f"GET {probe} answered {status}: {body[:300]!r}")
-        result = run_wrk(base_url + "/", args.seconds, args.threads, args.connections, script)
+        result = run_wrk(
+            base_url + "/", args.seconds, args.threads, args.connections, script=script
+        )
         print(
             f"  history  {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
             f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}",

@@ -431,3 +431,19 @@ def test_the_first_refresh_is_the_first_day_of_the_history(refreshed):
     body = refreshed.get("/rates/history?symbols=NGN").json()
     day = FIXTURE_RATES_TIME[:10]  # the day of the fixture's provider time
     assert (body["from"], body["to"], body["rates"]) == (day, day, {day: {"NGN": 1600.23}})
+
+
+def test_rates_reads_carry_an_etag_and_history_varies_by_accept(history):
+    path = "/rates/history?symbols=EUR"
+    as_json, as_csv = history.get(path), history.get(path, headers={"Accept": "text/csv"})
+    assert as_json.headers["etag"] != as_csv.headers["etag"]
+    for answer in (as_json, as_csv):
+        assert "Accept" in answer.headers.get_list("vary")
+    again = history.get(
+        path, headers={"Accept": "text/csv", "If-None-Match": as_csv.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.content == b""
+    rates = history.get("/rates")
+    assert (
+        history.get("/rates", headers={"If-None-Match": rates.headers["etag"]}).status_code == 304
+    )
