@@ -35,14 +35,30 @@ from swagger_ui_bundle import swagger_ui_path
 
 from countries import VERSION, db, openapi, refresh, web
 from countries.core import (
+    ATTRIBUTIONS,
+    CURRENCY_CODE,
+    FIRST_DAY,
+    LAST_DAY,
+    StoredRates,
+    bad_days,
     changes_user,
     clean_user_fields,
+    converted,
+    cross_rate,
+    currency_list,
+    history_attribution,
+    history_csv,
+    history_table,
     iso_utc,
     new_user,
+    parse_codes,
+    rates_in_base,
+    split_history,
     text_key,
+    unknown_codes,
     user_id_or_none,
 )
-from countries.errors import ApiError, database_unavailable
+from countries.errors import ApiError, database_unavailable, validation_error
 from countries.openapi import Operation
 from countries.sources import jittered_backoff
 from countries.web import Endpoint, cached, convert_or_400, json_response, query_values, read_body
@@ -270,6 +286,96 @@ class Index(msgspec.Struct, forbid_unknown_fields=True):
     routes: list[str]
 
 
+# Currencies and rates. A query names codes in any case; the answers name them in upper case.
+CODE = "[A-Za-z]{3}"
+CurrencyCode = Annotated[
+    str, msgspec.Meta(pattern=f"^{CODE}$", description="a currency code of 3 letters, any case")
+]
+CurrencyCodes = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=f"^{CODE}(?:,{CODE})*$",
+        description="currency codes of 3 letters, any case, separated by commas",
+    ),
+]
+HistoryCodes = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=f"^{CODE}(?:,{CODE}){{0,19}}$",
+        description="1 to 20 currency codes of 3 letters, any case, separated by commas",
+    ),
+]
+Amount = Annotated[
+    float,
+    msgspec.Meta(gt=0, le=1e15, description="a finite number greater than 0 and at most 1e15"),
+]
+Day = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        description="a date, YYYY-MM-DD",
+        extra_json_schema={"format": "date"},
+    ),
+]
+StoredCode = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+Alpha2 = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
+
+
+class RatesQuery(msgspec.Struct):
+    base: CurrencyCode = "USD"
+    symbols: CurrencyCodes | msgspec.UnsetType = msgspec.UNSET
+
+
+class ConvertQuery(msgspec.Struct):
+    from_: CurrencyCode = msgspec.field(name="from")
+    to: CurrencyCode
+    amount: Amount = 1.0
+
+
+class HistoryQuery(msgspec.Struct):
+    symbols: HistoryCodes
+    base: CurrencyCode = "USD"
+    from_: Day | msgspec.UnsetType = msgspec.field(name="from", default=msgspec.UNSET)
+    to: Day | msgspec.UnsetType = msgspec.UNSET
+
+
+class Currency(msgspec.Struct, forbid_unknown_fields=True):
+    code: str
+    name: str | None
+    symbol: str | None
+    rate: float | None
+    countries: list[Alpha2]
+
+
+class Rates(msgspec.Struct, forbid_unknown_fields=True):
+    base: StoredCode
+    updated_at: Timestamp
+    refreshed_at: Timestamp
+    source: RatesSource
+    attribution: str
+    rates: dict[StoredCode, float]
+
+
+class Conversion(msgspec.Struct, forbid_unknown_fields=True):
+    from_: StoredCode = msgspec.field(name="from")
+    to: StoredCode
+    amount: float
+    rate: float
+    result: float
+    updated_at: Timestamp
+    source: RatesSource
+    attribution: str
+
+
+class RatesHistory(msgspec.Struct, forbid_unknown_fields=True):
+    base: StoredCode
+    from_: Day = msgspec.field(name="from")
+    to: Day
+    source: RatesSource
+    attribution: str
+    rates: dict[Day, dict[StoredCode, float]]
+
+
 # ---------------------------------------------------------------------------------------------
 # Handlers: countries
 # ---------------------------------------------------------------------------------------------
@@ -337,6 +443,117 @@ async def get_image(request: Request) -> Response:
         return Response(png, headers=headers, media_type="image/png")
 
     return await cached(request, "image", answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Handlers: currencies and rates
+# ---------------------------------------------------------------------------------------------
+
+
+async def stored_rates(request: Request) -> StoredRates:
+    """The rates table of the last refresh, read once while the data is unchanged; 404 before the
+    first refresh (which comes before any 400, as the contract orders them)."""
+    store = request.app.state.store
+    stored = await request.app.state.cache.value("rates", lambda: db.select_rates(store))
+    if stored is None:
+        raise ApiError(404, "Rates not found")
+    return stored
+
+
+async def list_currencies(request: Request) -> Response:
+    async def answer() -> Response:
+        found = await db.select_currencies(request.app.state.store)
+        if found is None:
+            raise ApiError(404, "Rates not found")
+        return json_response(currency_list(*found))
+
+    return await cached(request, "currencies", answer)
+
+
+async def get_rates(request: Request) -> Response:
+    async def answer() -> Response:
+        stored = await stored_rates(request)
+        values = query_values(request)
+        problems = unknown_codes(values, ("base", "symbols"), stored.rates.__contains__)
+        query = convert_or_400(values, RatesQuery, strict=False, details=problems)
+        base = query.base.upper()
+        symbols = stored.rates if query.symbols is msgspec.UNSET else parse_codes(query.symbols)
+        rates = rates_in_base(stored.rates, base, list(symbols))
+        return json_response(Rates(
+            base, stored.updated_at, stored.refreshed_at, stored.source,
+            ATTRIBUTIONS[stored.source], rates,
+        ))  # fmt: skip
+
+    return await cached(request, ("rates", request.scope["query_string"]), answer)
+
+
+async def convert(request: Request) -> Response:
+    async def answer() -> Response:
+        stored = await stored_rates(request)
+        values = query_values(request)
+        problems = unknown_codes(values, ("from", "to"), stored.rates.__contains__)
+        query = convert_or_400(values, ConvertQuery, strict=False, details=problems)
+        source, target = query.from_.upper(), query.to.upper()
+        rate = cross_rate(stored.rates, source, target)
+        result = converted(query.amount, rate) if rate is not None else None
+        if result is None:  # only absurd stored rates (1e300) get here
+            raise validation_error({"amount": f"{source} to {target}: too large to compute"})
+        return json_response(Conversion(
+            source, target, query.amount, rate, result, stored.updated_at, stored.source,
+            ATTRIBUTIONS[stored.source],
+        ))  # fmt: skip
+
+    return await cached(request, ("convert", request.scope["query_string"]), answer)
+
+
+async def history_query(request: Request, stored: StoredRates) -> HistoryQuery:
+    """The history's parameters, or 400. A code counts as known if the stored rates or any
+    snapshot of the history have it (a provider may drop a currency that history still holds)."""
+    values = query_values(request)
+    asked = [code for name in ("base", "symbols") for code in parse_codes(values.get(name) or "")]
+    others = [code for code in asked if code not in stored.rates and CURRENCY_CODE.fullmatch(code)]
+    # at most as many as a valid query names: a longer list is a 400 whatever they are
+    held = await db.select_history_codes(request.app.state.store, others[: db.HISTORY_CODE_SLOTS])
+    known = (stored.rates.keys() | held).__contains__
+    problems = unknown_codes(values, ("base", "symbols"), known) | bad_days(values, ("from", "to"))
+    query = convert_or_400(values, HistoryQuery, strict=False, details=problems)
+    if (
+        query.from_ is not msgspec.UNSET
+        and query.to is not msgspec.UNSET
+        and query.from_ > query.to
+    ):
+        raise validation_error({"from": f"must not be after to ({query.to})"})
+    return query
+
+
+async def get_rates_history(request: Request) -> Response:
+    as_csv = web.prefers_csv(request.headers.get("accept", ""))
+
+    async def answer() -> Response:
+        store = request.app.state.store
+        stored = await stored_rates(request)
+        query = await history_query(request, stored)
+        base, symbols = query.base.upper(), parse_codes(query.symbols)
+        first = None if query.from_ is msgspec.UNSET else query.from_
+        last = None if query.to is msgspec.UNSET else query.to
+        codes = list(dict.fromkeys(symbols + ([] if base == "USD" else [base])))
+        rows = await db.select_rate_history(store, first or FIRST_DAY, last or LAST_DAY, codes)
+        days, rates = split_history(rows)
+        table = history_table(days, rates, base, symbols)
+        if as_csv:  # the same URL answers CSV or JSON: shared caches must key by Accept too
+            return Response(
+                history_csv(table, symbols), headers={"Vary": "Accept"}, media_type="text/csv"
+            )
+        # a bound left out is the first or last stored day (the other bound if none is stored;
+        # the day of the stored rates if neither is given and no snapshot is stored at all)
+        first = first or min(days, default=last) or stored.updated_at[:10]
+        last = last or max(days, default=first)
+        source, attribution = history_attribution(days, stored.source)
+        history = RatesHistory(base, first, last, source, attribution, table)
+        return json_response(history, headers={"Vary": "Accept"})
+
+    key = ("history", request.scope["query_string"], as_csv)
+    return await cached(request, key, answer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,6 +713,18 @@ ROUTE_TABLE = [
         "One country by name, case-insensitively", (200, Country), (404, 503), cached=True)),
     Endpoint(COUNTRY, "DELETE", delete_country, Operation(
         "Delete one country by name", (200, Message), (404, 408, 413, 503))),
+    Endpoint("/currencies", "GET", list_currencies, Operation(
+        "Every currency in the stored rates or used by a country, with its rate against USD",
+        (200, list[Currency]), (404, 503), cached=True)),
+    Endpoint("/rates", "GET", get_rates, Operation(
+        "The stored rates in any base", (200, Rates), (400, 404, 503), query=RatesQuery,
+        cached=True)),
+    Endpoint("/convert", "GET", convert, Operation(
+        "An amount converted at the stored cross rate", (200, Conversion), (400, 404, 503),
+        query=ConvertQuery, cached=True)),
+    Endpoint("/rates/history", "GET", get_rates_history, Operation(
+        "Each day's last stored rates, in any base; text/csv by Accept", (200, RatesHistory),
+        (400, 404, 503), query=HistoryQuery, also=("text/csv",), cached=True)),
     Endpoint("/users", "GET", list_users, Operation(
         "Users, oldest first, paged", (200, list[User]), (400, 503), query=UserListQuery, headers=("X-Total-Count",))),
     Endpoint("/users", "POST", create_user, Operation(

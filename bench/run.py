@@ -38,6 +38,17 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from stub_upstream import StubUpstream  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+import rates as rates_bench  # noqa: E402  (bench/rates.py, beside this file)
+
+from countries.db import apply_migrations  # noqa: E402
+
+RATES_ROUTES = [
+    "/rates",
+    "/rates?base=EUR&symbols=NGN,GBP",
+    "/convert?from=EUR&to=NGN&amount=100",
+    "/currencies",
+]
 READ_ROUTES = [
     "/countries",
     "/countries?region=Africa&sort=gdp_desc",
@@ -45,6 +56,7 @@ READ_ROUTES = [
     "/countries/Nigeria",
     "/status",
     "/countries/image",
+    *RATES_ROUTES,
 ]
 SCALE_ROUTES = ["/countries?sort=gdp_desc&limit=50", "/countries?region=Africa&limit=50"]
 # measured a second time with `Accept-Encoding: gzip`, the ceiling serving the same gzipped bytes
@@ -291,7 +303,12 @@ WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 def run_wrk(
-    url: str, seconds: float, threads: int, connections: int, headers: dict | None = None
+    url: str,
+    seconds: float,
+    threads: int,
+    connections: int,
+    headers: dict | None = None,
+    script: Path | None = None,
 ) -> dict:
     cmd = [
         "wrk",
@@ -302,6 +319,7 @@ def run_wrk(
         "10s",
         "--latency",
         *[arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")],
+        *(["-s", str(script)] if script else []),
         url,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
@@ -522,7 +540,7 @@ def bench_database(
             )
             results["refresh"].append(refresh)
             routes = (
-                READ_ROUTES
+                (RATES_ROUTES if args.rates_only else READ_ROUTES)
                 if n == args.sizes[0]
                 else SCALE_ROUTES
                 if n == args.sizes[-1] and args.scale_reads
@@ -541,6 +559,78 @@ def bench_database(
         finally:
             stop(proc)
     return results
+
+
+def service_env(database_url: str, stub: StubUpstream, workdir: Path, tag: str, port: int) -> dict:
+    return {
+        **clean_env(),
+        "DATABASE_URL": database_url,
+        "COUNTRIES_API_URL": stub.url + "/countries",
+        "EXCHANGE_API_URL": stub.url + "/rates",
+        "HTTP_TIMEOUT": "60",
+        "REFRESH_INTERVAL": "0",
+        "ADMIN_TOKEN": "",
+        "SUMMARY_IMAGE_PATH": str(workdir / f"{tag}.png"),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "info",
+    }
+
+
+def bench_history(
+    kind: str, args, stub: StubUpstream, rates_body: bytes, workdir: Path, problems: list[str]
+) -> dict | None:
+    """GET /rates/history?symbols=EUR,NGN for random ranges over `args.history_days` synthetic
+    daily snapshots, every request a cache miss: wrk with bench/rates.py's script."""
+    tag = f"history-{kind}"
+    database_url = fresh_database(kind, args.mysql_url, workdir, tag)
+    apply_migrations(database_url)
+    last_day = rates_bench.day_before_provider_time(rates_body)
+    started = time.perf_counter()
+    snapshots, rates = rates_bench.history_rows(
+        rates_bench.snapshot_codes(rates_body), last_day, args.history_days
+    )
+    rates_bench.fill_history(database_url, snapshots, rates)
+    print(
+        f"{kind}: history of {len(snapshots):,} days, {len(rates):,} rate_history rows"
+        f" written in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    script = workdir / f"{tag}.lua"
+    first_day = dt.date.fromisoformat(snapshots[0][1])
+    script.write_text(rates_bench.wrk_script(first_day, len(snapshots), args.history_longest))
+    port = free_port()
+    env = service_env(database_url, stub, workdir, tag, port)
+    log_path = workdir / f"service-{tag}.log"
+    proc = start([sys.executable, str(REPO / "service.py")], env, log_path, workdir)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, proc, log_path)
+        # the rates table, and one more snapshot (the stub's provider time is newer)
+        status, _, body = request("POST", base_url + "/countries/refresh", args.refresh_timeout)
+        if status != 200:
+            raise Failure(f"POST /countries/refresh answered {status}: {body[:300]!r}")
+        probe = f"/rates/history?symbols={rates_bench.SYMBOLS}"
+        status, _, body = request("GET", base_url + probe, 60)
+        if status != 200 or len(json.loads(body)["rates"]) != len(snapshots) + 1:
+            raise Failure(f"GET {probe} answered {status}: {body[:300]!r}")
+        result = run_wrk(
+            base_url + "/", args.seconds, args.threads, args.connections, script=script
+        )
+        print(
+            f"  history  {result['rps']:9.0f} req/s  p50 {result['p50_ms']:7.2f} ms"
+            f"  p99 {result['p99_ms']:7.2f} ms  non-2xx {result['non2xx']}",
+            flush=True,
+        )
+        if result["non2xx"]:
+            problems.append(f"{kind} GET /rates/history: {result['non2xx']} non-2xx under wrk")
+        return {**result, "days": len(snapshots), "rows": len(rates), "full_bytes": len(body)}
+    except (Failure, OSError) as failure:
+        print(f"FAILED: {kind} history: {failure}", flush=True)
+        problems.append(f"{kind} history: {failure}")
+        return None
+    finally:
+        stop(proc)
 
 
 # ----- report ----------------------------------------------------------------------------------
@@ -655,6 +745,7 @@ def write_report(
                 f"{ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | {ceiling['rps']:,.0f} | {ceiling['p50_ms']:.2f} | "
                 f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 3)} |"
             )
+    lines += history_report(results, args)
     if notes or problems:
         lines += (
             ["", "## Notes", ""]
@@ -663,6 +754,33 @@ def write_report(
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def history_report(results: dict[str, dict], args) -> list[str]:
+    measured = [(kind, r["history"]) for kind, r in results.items() if r.get("history")]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "## Rates history (every request a cache miss)",
+        "",
+        f"`GET /rates/history?symbols={rates_bench.SYMBOLS}&from=…&to=…`: each request a random range"
+        f" of 1 to {args.history_longest} days (uniform) within {args.history_days:,} synthetic daily"
+        " snapshots of every code of the rates snapshot (a random walk each, a few codes missing"
+        " now and then), plus the one the refresh adds, written by `bench/rates.py` into a database"
+        " of its own; a parameter the service ignores makes each request's cache key unique. wrk"
+        f" -t{args.threads} -c{args.connections} for {args.seconds:g} s with bench/out/work/history-*.lua."
+        " Target: p99 under 25 ms.",
+        "",
+        "| database | days | rate_history rows | req/s | p50 ms | p99 ms | p99 < 25 ms |",
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for kind, h in measured:
+        lines.append(
+            f"| {kind} | {h['days']:,} | {h['rows']:,} | {h['rps']:,.0f} | {h['p50_ms']:.2f} |"
+            f" {h['p99_ms']:.2f} | {'yes' if h['p99_ms'] < 25 else 'no'} |"
+        )
+    return lines
 
 
 # ----- main ------------------------------------------------------------------------------------
@@ -702,13 +820,32 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--refresh-timeout", type=float, default=600, help="seconds one refresh may take"
     )
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        help="days of synthetic rates history (default 3650: ~600,000 rows; quick 365)",
+    )
+    parser.add_argument(
+        "--history-longest",
+        type=int,
+        default=90,
+        help="the longest random history range asked for, days (default 90)",
+    )
+    parser.add_argument(
+        "--rates-only",
+        action="store_true",
+        help="only the currencies and rates routes (N = 250) and the history",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     args.sizes = [250, 1_000] if args.quick else [250, 10_000, 100_000]
+    if args.rates_only:
+        args.sizes = [250]
     args.scale_reads = not args.quick  # reads at 100,000 rows: full mode only
     args.seconds = args.seconds or (1 if args.quick else 5)
     args.refreshes = args.refreshes or (2 if args.quick else 7)
+    args.history_days = args.history_days or (365 if args.quick else 3650)
     args.out = args.out or (
         BENCH / "out" / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md"
     )
@@ -734,6 +871,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for kind in kinds:
                 results[kind] = bench_database(kind, args, stub, base, workdir, problems)
+                results[kind]["history"] = bench_history(kind, args, stub, rates, workdir, problems)
         finally:
             if mariadb:
                 with contextlib.suppress(pymysql.err.Error):

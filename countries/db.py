@@ -18,7 +18,7 @@ import databases
 import msgspec
 import pymysql
 
-from countries.core import MAX_SHORT_TEXT, changes_user, text_key, user_params
+from countries.core import MAX_SHORT_TEXT, StoredRates, changes_user, text_key, user_params
 from countries.errors import ApiError
 
 HERE = Path(__file__).resolve().parent.parent
@@ -85,6 +85,8 @@ QUERY_NAMES = frozenset({
     "select_data_version", "select_newest_snapshot_time", "select_one", "select_schedule_claim",
     "select_status", "select_summary_image", "select_top_countries", "select_user_by_id",
     "select_users", "update_refresh_state", "update_user", "upsert_countries",
+    "select_currency_countries", "select_currency_names", "select_history_code",
+    "select_rate_history", "select_rates", "select_rates_state",
 })  # fmt: skip
 
 
@@ -388,6 +390,66 @@ async def delete_country(store: Store, country_id: int) -> bool:
     return await delete_row(
         store, queries.count_country_by_id, queries.delete_country_by_id, country_id
     )
+
+
+# ----- currencies and rates -----------------------------------------------------------------------
+
+
+async def read_rates(store: Store) -> StoredRates | None:
+    state = await fetch_one(store, store.queries.select_rates_state)
+    pairs = await fetch_rows(store, store.queries.select_rates)
+    if not pairs or state is None or state["rates_source"] is None:
+        return None
+    return StoredRates(
+        dict(pairs), state["rates_source"], state["rates_updated_at"], state["last_refreshed_at"]
+    )
+
+
+@db_work
+async def select_rates(store: Store) -> StoredRates | None:
+    """The rates table of the last refresh and where it came from; None before the first."""
+    async with store.db.transaction():  # the table and its source from the same refresh
+        return await read_rates(store)
+
+
+@db_work
+async def select_currencies(store: Store) -> tuple[dict, list[tuple], list[tuple]] | None:
+    """From one refresh: the USD rates, (code, name, symbol) of the named currencies and
+    (currency code, alpha-2 code or None) of the countries; None before the first refresh."""
+    async with store.db.transaction():
+        stored = await read_rates(store)
+        names = await fetch_rows(store, store.queries.select_currency_names)
+        countries = await fetch_rows(store, store.queries.select_currency_countries)
+    return None if stored is None else (stored.rates, names, countries)
+
+
+HISTORY_CODE_SLOTS = 21  # 20 symbols and the base
+
+
+@db_work
+async def select_rate_history(
+    store: Store, first_day: str, last_day: str, codes: list[str]
+) -> list[tuple]:
+    """The snapshots of those days as (taken_at, source, None, None) and the USD rates of `codes`
+    (at most 21) in them as (taken_at, None, code, rate), in no particular order: one round trip."""
+    # one fixed statement: the unused slots repeat a code, which IN ignores
+    slots = (codes * HISTORY_CODE_SLOTS)[:HISTORY_CODE_SLOTS]
+    values = {f"code{i}": code for i, code in enumerate(slots)}
+    values.update(first_day=first_day, last_day=last_day)
+    # a snapshot's day is the date of its time (insert_rate_snapshot), so these bound the same days
+    values.update(first_taken_at=f"{first_day}T00:00:00Z", last_taken_at=f"{last_day}T23:59:59Z")
+    return await fetch_rows(store, store.queries.select_rate_history, values)
+
+
+@db_work
+async def select_history_codes(store: Store, codes: list[str]) -> set[str]:
+    """Those of `codes` that some snapshot of the history holds (a point read each)."""
+    if not codes:
+        return set()
+    async with store.db.connection():
+        found = [await fetch_value(store, store.queries.select_history_code, {"code": code})
+                 for code in codes]  # fmt: skip
+    return {code for code in found if code is not None}
 
 
 # ----- the refresh state --------------------------------------------------------------------------

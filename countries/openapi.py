@@ -26,6 +26,7 @@ class Operation(NamedTuple):
     headers: tuple[str, ...] = ()  # headers of the success response
     media_type: str = "application/json"
     cached: bool = False  # answered through web.cached(): ETag, Cache-Control, 304
+    also: tuple[str, ...] = ()  # other media types of the success answer, chosen by `Accept`
 
 
 STATUS_TEXTS = {
@@ -201,10 +202,12 @@ def response_object(status: int, method: str, operation: Operation, schemas: dic
             else {"type": "string", "contentMediaType": operation.media_type}
         )
         names = success_headers(method, operation)
+        content = {operation.media_type: {"schema": schema}}
+        content.update({other: {"schema": {"type": "string"}} for other in operation.also})
         return {
             "description": operation.summary,
             "headers": {name: RESPONSE_HEADERS[name] for name in names},
-            "content": {operation.media_type: {"schema": schema}},
+            "content": content,
         }
     if status == 304:
         headers = ("ETag", "Cache-Control") + (

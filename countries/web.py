@@ -117,9 +117,10 @@ def describe_failure(struct: type, message: str) -> tuple[str, str]:
 # msgspec.inspect takes ~300 us a call: once per Struct is enough
 @functools.cache
 def field_types(struct: type) -> dict[str, Any]:
-    return {f.name: f.type for f in msgspec.inspect.type_info(struct).fields} | literal_values(
-        struct
-    )
+    # by the name a field has in a query string or body (`from`, not `from_`)
+    return {
+        f.encode_name: f.type for f in msgspec.inspect.type_info(struct).fields
+    } | literal_values(struct)
 
 
 @functools.cache
@@ -312,11 +313,25 @@ class ResponseCache:
         self.checked_at = -math.inf
         self.checking: asyncio.Future | None = None
         self.in_flight: dict[tuple[Any, int], asyncio.Future] = {}
+        self.values: dict[Any, Any] = {}
 
     def forget(self) -> None:
         self.generation += 1
         self.answers.clear()
         self.size = 0
+        self.values.clear()
+
+    async def value(self, key: Any, read: Callable[[], typing.Awaitable[Any]]) -> Any:
+        """What `read` gives, read once while the data is unchanged: for data that many answers are
+        computed from (the rates table), where the answers themselves are too many to keep. The
+        value is shared: callers must not change it. Call it after `revalidate` (from an answer)."""
+        if key in self.values:
+            return self.values[key]
+        generation = self.generation
+        value = await read()
+        if generation == self.generation:
+            self.values[key] = value
+        return value
 
     async def revalidate(self, store: db.Store) -> None:
         if time.monotonic() - self.checked_at < self.recheck:
@@ -423,6 +438,26 @@ async def cached(
     await cache.revalidate(request.app.state.store)
     kept = cache.get(key) or await cache.produce(key, answer)
     return kept.response(request.scope)
+
+
+def prefers_csv(accept: str) -> bool:
+    """True if an Accept header asks for text/csv (q > 0) more than for JSON by name, and no less
+    than for anything (`*/*`). JSON is the default: a tie with `application/json` is JSON."""
+    weights: dict[str, float] = {}
+    for media_range in accept.lower().split(","):
+        media_type, *params = (part.strip() for part in media_range.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[media_type] = max(weight, weights.get(media_type, 0.0))
+    csv = weights.get("text/csv", 0.0)
+    wildcard = max(weights.get("application/*", 0.0), weights.get("*/*", 0.0))
+    return csv > 0 and csv > weights.get("application/json", 0.0) and csv >= wildcard
 
 
 def decode_json_object(body: bytes) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,8 @@ def test_schemathesis_finds_nothing(stub, database_url, tmp_path):  # noqa: F811
                 sys.executable,
                 "-m",
                 "schemathesis.cli",
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"{url}/openapi.json",
                 "--checks",

@@ -59,10 +59,12 @@ def assert_fits_document(client, document: dict, response) -> None:
             assert name in response.headers, f"{request.method} {request.url}: no {name} header"
         if name in response.headers:
             validator(header["schema"], document).validate(response.headers[name])
-    for media_type, content in described.get("content", {}).items():
-        assert response.headers["content-type"].split(";")[0] == media_type
+    if "content" in described:  # one of the media types described, and JSON fits its schema
+        media_type = response.headers["content-type"].split(";")[0]
+        assert media_type in described["content"], (request.url, media_type)
         if media_type == "application/json":
-            validator(content["schema"], document).validate(response.json())
+            schema = described["content"][media_type]["schema"]
+            validator(schema, document).validate(response.json())
 
 
 @pytest.fixture
@@ -200,7 +202,10 @@ def test_every_operation_is_tagged_by_its_resource(document):
     assert tags[("/users/{id}", "patch")] == ["users"]
     assert tags[("/status", "get")] == tags[("/", "get")] == ["operations"]
     used = {tag[0] for tag in tags.values()}
-    assert [tag["name"] for tag in document["tags"]] == ["countries", "users", "operations"]
+    assert tags[("/rates/history", "get")] == tags[("/convert", "get")] == ["currencies and rates"]
+    assert [tag["name"] for tag in document["tags"]] == [
+        "countries", "currencies and rates", "users", "operations"
+    ]  # fmt: skip
     assert used == {tag["name"] for tag in document["tags"]}
 
 
@@ -228,6 +233,38 @@ def test_a_country_route_documents_its_308_and_the_description_the_conventions(d
     description = document["info"]["description"]
     for words in ("gzip", "ETag", "CORS_ORIGINS", "308"):
         assert words in description
+
+
+RATES_READS = [
+    ("/currencies", {}),
+    ("/rates", {}),
+    ("/rates?base=eur&symbols=NGN,ghs", {}),
+    ("/rates?base=XYZ", {}),
+    ("/convert?from=EUR&to=NGN&amount=250.5", {}),
+    ("/convert?amount=NaN", {}),
+    ("/rates/history?symbols=EUR,NGN", {}),
+    ("/rates/history?symbols=EUR&base=NGN&from=2024-01-01&to=2024-12-31", {}),
+    ("/rates/history?symbols=EUR", {"Accept": "text/csv"}),
+    ("/rates/history?from=2024-02-30", {}),
+]
+
+
+def test_what_the_rates_routes_answer_fits_the_document(client, upstream, document):
+    before = [client.get(path, headers=headers) for path, headers in RATES_READS]
+    assert {response.status_code for response in before} == {404}
+    assert client.post("/countries/refresh").status_code == 200
+    after = [client.get(path, headers=headers) for path, headers in RATES_READS]
+    assert [response.status_code for response in after] == [200] * 3 + [
+        400,
+        200,
+        400,
+        200,
+        200,
+        200,
+        400,
+    ]
+    for response in before + after:
+        assert_fits_document(client, document, response)
 
 
 def test_with_an_admin_token_protected_operations_need_the_bearer_token(settings):
