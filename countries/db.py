@@ -333,9 +333,9 @@ async def select_country_ids(store: Store) -> dict[str, int]:
 
 
 async def upsert_countries(store: Store, rows: list[dict]) -> None:
-    # Rows carry their id when they exist: InnoDB then finds them by primary key, instead of
-    # inserting, hitting the unique name_key and undoing the insert (2x slower, and it burns an
-    # auto-increment value per row)
+    # Rows carry their id when they exist: both databases then find them by primary key, instead
+    # of inserting, hitting the unique name_key and undoing the insert (InnoDB: 2x slower), which
+    # also burnt an auto-increment value per row on both
     if store.dialect == "sqlite":
         # the default 2 MB page cache thrashes on the indexes past ~20,000 rows (7.0 s -> 4.5 s for 100,000)
         await execute(store, "PRAGMA cache_size = -65536")
