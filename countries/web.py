@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import functools
 import gzip
@@ -28,7 +29,7 @@ from starlette.routing import Match, Route
 
 from countries import db
 from countries.core import JSON_ERRORS
-from countries.errors import ApiError, validation_error
+from countries.errors import ApiError, StartupError, validation_error
 
 log = logging.getLogger("countries")
 
@@ -79,6 +80,13 @@ def field_rule(info: msgspec.inspect.Type) -> str:
         if low is not None and high is not None:
             return f"must be an integer from {low} to {high}"
         return "must be an integer" + (f" of at least {low}" if low is not None else "")
+    if isinstance(info, msgspec.inspect.FloatType):
+        bounds = [
+            f"{word} {limit:g}"
+            for word, limit in (("greater than", info.gt), ("at least", info.ge))
+            if limit is not None
+        ]
+        return "must be a number" + (f" {bounds[0]}" if bounds else "")
     if isinstance(info, msgspec.inspect.StrType):
         if info.max_length is not None:
             return f"must be a string of {info.min_length or 0} to {info.max_length} characters"
@@ -90,7 +98,7 @@ def literal_values(struct: type) -> dict[str, tuple]:
     """Fields typed as a Literal, with its values in declared order (msgspec.inspect sorts them)."""
     found = {}
     for name, hint in typing.get_type_hints(struct).items():
-        for arm in typing.get_args(hint) or (hint,):
+        for arm in (hint, *typing.get_args(hint)):
             if typing.get_origin(arm) is Literal:
                 found[name] = typing.get_args(arm)
     return found
@@ -138,6 +146,16 @@ def convert_or_400(
 ):
     """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets.
     `details` are problems the caller found itself, reported with msgspec's."""
+    result, details = convert_reporting_all(values, struct, strict, details)
+    if details:
+        raise validation_error(details)
+    return result
+
+
+def convert_reporting_all(
+    values: dict[str, Any], struct: type, strict: bool = True, details: dict[str, str] | None = None
+) -> tuple[Any, dict[str, str]]:
+    """(`values` as `struct`, {}) or (None, what is wrong with each bad field)."""
     details = {**missing_fields(struct, values), **(details or {})}
     values = dict(values)
     while True:
@@ -147,12 +165,10 @@ def convert_or_400(
             field, problem = describe_failure(struct, str(error))
             details.setdefault(field, problem)
             if field not in values:
-                raise validation_error(details) from None  # a missing field: nothing left to drop
+                return None, details  # a missing field: nothing left to drop
             del values[field]  # drop it and look for the next bad field
             continue
-        if details:
-            raise validation_error(details)
-        return result
+        return (None, details) if details else (result, details)
 
 
 CACHE_RECHECK_SECONDS = 0.5
@@ -823,6 +839,10 @@ def configure_logging(settings: Any) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    # yoyo tells of every migration step at INFO: worth seeing only when debugging
+    logging.getLogger("yoyo").setLevel(
+        logging.DEBUG if settings.log_level == "debug" else logging.WARNING
+    )
 
 
 def quiet_http_client_logs() -> None:
@@ -830,3 +850,16 @@ def quiet_http_client_logs() -> None:
     it) and httpcore its traffic at DEBUG: our own upstream lines name the host only."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def startup_failures_reported():
+    """Around everything done before serving: a StartupError becomes one log line (one JSON object
+    under LOG_FORMAT=json) and exit status 1; its traceback is logged only at LOG_LEVEL=debug."""
+    try:
+        yield
+    except StartupError as error:
+        traceback = error if log.isEnabledFor(logging.DEBUG) else None
+        fields = {"event": "startup", "outcome": "failed"}
+        log.critical("cannot start: %s", error, exc_info=traceback, extra={"fields": fields})
+        raise SystemExit(1) from None
