@@ -18,6 +18,7 @@ import ipaddress
 import os
 import random
 import re
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -131,6 +132,14 @@ def is_host(text: str) -> bool:
     )
 
 
+UPSTREAM_URL_SETTINGS = ("countries_api_url", "exchange_api_url")
+
+
+def is_http_url(text: str) -> bool:
+    parts = urllib.parse.urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def setting_values(
     environ: Mapping[str, str] | None, env_file: str | None
 ) -> tuple[dict[str, str], dict[str, str | None]]:
@@ -179,6 +188,9 @@ def load_settings(
     settings, invalid = web.convert_reporting_all(values, Settings, strict=False)
     if "host" in values and not is_host(values["host"]):
         invalid["host"] = "must be an IP address or a host name"
+    for field in UPSTREAM_URL_SETTINGS:
+        if field in values and not is_http_url(values[field]):
+            invalid[field] = "must be an http:// or https:// URL"
     if "database_url" in values and (problem := db.database_url_problem(values["database_url"])):
         invalid["database_url"] = problem
     problems = unknown_keys(file_values, os.environ if environ is None else environ)

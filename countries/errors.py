@@ -57,14 +57,16 @@ def masked_url(url: str) -> str:
         for name, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
     )
     # not urlunsplit, which turns sqlite:///file.db into sqlite:/file.db
-    return f"{parts.scheme}://{netloc}{path}" + (f"?{query}" if query else "")
+    scheme = f"{parts.scheme}:" if parts.scheme else ""
+    authority = f"//{netloc}" if url.removeprefix(scheme).startswith("//") else ""
+    return scheme + authority + path + (f"?{query}" if query else "")
 
 
 def shown_setting(name: str, value: str) -> str:
     """`NAME=value` as a log line may show it: secrets starred, control characters escaped."""
     if name in SECRET_SETTINGS:
         value = "***" if value else ""
-    elif "://" in value:
+    elif "/" in value or "?" in value:  # a URL, or what was meant to be one
         value = masked_url(value)
     value = CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", value)
     return f"{name}={value}"

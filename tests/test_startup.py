@@ -73,6 +73,17 @@ def the_one_line(folder: Path, **settings: str) -> str:
         ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES=0: must be an integer of at least 1"),
         ({"PORT": "http"}, "PORT=http: must be an integer from 0 to 65535"),
         ({"PORT": "65536"}, "PORT=65536: must be an integer from 0 to 65535"),
+        (
+            {"EXCHANGE_API_URL": "open.er-api.com/v6/latest/USD?apikey=s3cret"},
+            "EXCHANGE_API_URL=open.er-api.com/v6/latest/USD?apikey=***: must be an http:// or"
+            " https:// URL",
+        ),
+        (
+            {"EXCHANGE_API_URL": "ftp://rates.example/latest?apikey=s3cret"},
+            "EXCHANGE_API_URL=ftp://rates.example/latest?apikey=***: must be an http:// or"
+            " https:// URL",
+        ),
+        ({"COUNTRIES_API_URL": ""}, "COUNTRIES_API_URL=: must be an http:// or https:// URL"),
     ],
 )
 def test_a_bad_setting_is_named_as_written_with_what_is_allowed(environ, message):
@@ -166,6 +177,8 @@ def test_unrelated_environment_variables_are_not_checked():
             "https://v6.exchangerate-api.com/v6/***/latest/USD",
         ),
         ("sqlite:///./countries.db", "sqlite:///./countries.db"),
+        ("sqlite:countries.db", "sqlite:countries.db"),
+        ("rates.example/latest?key=s3cret", "rates.example/latest?key=***"),
     ],
 )
 def test_secrets_in_urls_are_masked(url, shown):
