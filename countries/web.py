@@ -62,11 +62,8 @@ MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`\[.]*)")
 def field_rule(info: msgspec.inspect.Type) -> str:
     """What a field must be, in words, from the same constraints msgspec checks."""
     if isinstance(info, msgspec.inspect.UnionType):
-        kinds = [
-            t
-            for t in info.types
-            if not isinstance(t, (msgspec.inspect.NoneType, msgspec.inspect.UnsetType))
-        ]
+        # (msgspec.inspect leaves UNSET out of a union, and has no type for it)
+        kinds = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
         if len(kinds) == 1:
             return field_rule(kinds[0])
     if isinstance(info, msgspec.inspect.Metadata):

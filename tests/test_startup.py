@@ -160,6 +160,11 @@ def test_a_dotenv_key_the_environment_also_has_is_left_to_other_tools(tmp_path):
     assert settings.port == 9000
 
 
+def test_the_example_dotenv_is_accepted_as_it_stands():
+    # every key of .env.example must be a setting, now that unknown .env keys are refused
+    assert service.load_settings({}, str(REPO / ".env.example")) == service.Settings()
+
+
 def test_unrelated_environment_variables_are_not_checked():
     assert service.load_settings({"DATABSE_URL": "x", "EDITOR": "vi"}, None).port == 8000
 
