@@ -10,7 +10,8 @@ What it changes on the way, so that the README reads as a default install would:
 address is shown as http://127.0.0.1:8000, the stub's as open.er-api.com, the `date` header is
 left out, and a user id in a command is the id of the user the last POST /users created. A code
 block after the comment `<!-- readme-examples: rates upstream down -->` runs while the rates stub
-answers 503.
+answers 503; one after `<!-- readme-examples: skip -->` is left as it is (it needs a set-up of its
+own: other data, other settings, an ETag from elsewhere).
 
     python scripts/readme_examples.py            # print the transcript
     python scripts/readme_examples.py --write    # and rewrite README.md
@@ -41,6 +42,7 @@ README = REPO / "README.md"
 SHOWN_BASE = "http://127.0.0.1:8000"
 SHOWN_RATES_HOST = "open.er-api.com"
 RATES_DOWN = "<!-- readme-examples: rates upstream down -->"
+SKIP = "<!-- readme-examples: skip -->"
 USER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 HIDDEN_HEADERS = ("date:",)
 
@@ -119,16 +121,17 @@ class Session:
 def regenerate(text: str, session: Session, rates_down: Callable[[bool], None]) -> str:
     """`text` with the output of every `$ curl` command replaced by what `session` answers."""
     lines, out, i = text.splitlines(), [], 0
-    in_block = down_next = False
+    in_block = down_next = skip_next = False
     while i < len(lines):
         line = lines[i]
-        if line.strip() == RATES_DOWN:
-            down_next = True
+        down_next = down_next or line.strip() == RATES_DOWN
+        skip_next = skip_next or line.strip() == SKIP
         if line.startswith("```"):
             in_block = not in_block
             rates_down(in_block and down_next)
             down_next = down_next and in_block
-        if not (in_block and line.startswith("$ curl")):
+            skip_next = skip_next and in_block
+        if not (in_block and not skip_next and line.startswith("$ curl")):
             out.append(line)
             i += 1
             continue
