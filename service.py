@@ -111,7 +111,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_format: Literal["plain", "json"] = "plain"
     db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    cors_origins: Annotated[str, msgspec.Meta(pattern=CORS_ORIGINS_PATTERN)] = ""
+    cors_origins: Annotated[str, msgspec.Meta(
+        pattern=CORS_ORIGINS_PATTERN,
+        description="empty, *, or comma-separated origins such as https://app.example, http://localhost:3000",
+    )] = ""  # fmt: skip
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}

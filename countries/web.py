@@ -86,6 +86,8 @@ def field_rule(info: msgspec.inspect.Type) -> str:
         ]
         return "must be a number" + (f" {bounds[0]}" if bounds else "")
     if isinstance(info, msgspec.inspect.StrType):
+        if info.pattern is not None:
+            return f"must match {info.pattern}"
         if info.max_length is not None:
             return f"must be a string of {info.min_length or 0} to {info.max_length} characters"
         return "must be a non-empty string" if info.min_length else "must be a string"
