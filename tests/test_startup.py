@@ -20,7 +20,9 @@ from conftest import (
     REPO,
     TEST_DATABASE_URL,
     clean_environment,
+    execute,
     free_port,
+    query_rows,
     running_server,
     stub_env,
 )
@@ -281,3 +283,19 @@ def test_every_line_of_a_run_is_one_json_object(stub, tmp_path):
 def test_migrations_print_nothing(tmp_path, capfd):
     db.apply_migrations(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert capfd.readouterr() == ("", "")
+
+
+def test_migration_0008_gives_back_the_ids_refreshes_burnt(tmp_path):
+    from yoyo import get_backend, read_migrations
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    backend = get_backend(url)
+    migrations = read_migrations(str(db.MIGRATIONS_DIR / "sqlite"))
+    before_0008 = migrations.filter(lambda migration: migration.id < "0008")
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(before_0008))
+    execute(url, "INSERT INTO countries (id, name, name_key, population, last_refreshed_at)"
+            " VALUES (250, 'Zimbabwe', 'zimbabwe', 1, 'x')")  # fmt: skip
+    execute(url, "UPDATE sqlite_sequence SET seq = 663 WHERE name = 'countries'")
+    db.apply_migrations(url)
+    assert query_rows(url, "SELECT seq FROM sqlite_sequence WHERE name = 'countries'") == [(250,)]
