@@ -13,9 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import difflib
+import ipaddress
 import os
 import random
+import re
+import urllib.parse
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -58,7 +63,13 @@ from countries.core import (
     unknown_codes,
     user_id_or_none,
 )
-from countries.errors import ApiError, database_unavailable, validation_error
+from countries.errors import (
+    ApiError,
+    StartupError,
+    database_unavailable,
+    shown_setting,
+    validation_error,
+)
 from countries.openapi import Operation
 from countries.sources import jittered_backoff
 from countries.web import Endpoint, cached, convert_or_400, json_response, query_values, read_body
@@ -93,24 +104,56 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     admin_token: str | None = None
     summary_image_path: str = "cache/summary.png"
-    max_body_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 * 1024
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     log_format: Literal["plain", "json"] = "plain"
     db_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
-    cors_origins: Annotated[str, msgspec.Meta(pattern=CORS_ORIGINS_PATTERN)] = ""
+    cors_origins: Annotated[str, msgspec.Meta(
+        pattern=CORS_ORIGINS_PATTERN,
+        description="empty, *, or comma-separated origins such as https://app.example, http://localhost:3000",
+    )] = ""  # fmt: skip
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}
+HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
-def load_settings(environ: dict[str, str] | None = None, env_file: str | None = ".env") -> Settings:
-    """Read settings from `.env` then the environment (the environment wins)."""
+def is_host(text: str) -> bool:
+    """An IP address, or a host name (RFC 1123: its last label is not all digits, so 999.1.1.1 is
+    a mistyped address, not a name)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(text)
+        return True
+    labels = text.removesuffix(".").split(".")
+    return (
+        len(text) <= 253
+        and all(HOST_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+UPSTREAM_URL_SETTINGS = ("countries_api_url", "exchange_api_url")
+
+
+def is_http_url(text: str) -> bool:
+    parts = urllib.parse.urlsplit(text)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def setting_values(
+    environ: Mapping[str, str] | None, env_file: str | None
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """(every value by its name, `.env` then the environment, the environment winning; `.env`'s own)."""
     environ = os.environ if environ is None else environ
     file_values = dotenv_values(env_file) if env_file and Path(env_file).is_file() else {}
-    raw = {**file_values, **environ}
+    merged = {**file_values, **environ}
+    return {name: value for name, value in merged.items() if value is not None}, file_values
+
+
+def setting_fields(raw: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for env_name, field in SETTING_NAMES.items():
         value = raw.get(env_name)
@@ -121,10 +164,59 @@ def load_settings(environ: dict[str, str] | None = None, env_file: str | None = 
         if field in ("admin_token", "countries_api_key", "countries_source") and value == "":
             continue  # the contract: ADMIN_TOKEN="" means unset, and so for the others
         values[field] = value
-    try:
-        return msgspec.convert(values, Settings, strict=False)
-    except msgspec.ValidationError as error:
-        raise SystemExit(f"Invalid setting: {error}") from None
+    return values
+
+
+def unknown_keys(file_values: dict, environ: Mapping[str, str]) -> list[str]:
+    """`.env` keys that are not settings, each with the setting it may be a typo of. A key that is
+    also in the environment is left alone: a `.env` shared with other tools (docker compose)."""
+    problems = []
+    for key in file_values:
+        if key in SETTING_NAMES or key in environ:
+            continue
+        close = difflib.get_close_matches(key.upper(), SETTING_NAMES, n=1)
+        problems.append(
+            f".env: {key} is not a setting" + (f" (did you mean {close[0]}?)" if close else "")
+        )
+    return problems
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+) -> Settings:
+    """Read settings from `.env` then the environment (the environment wins). Anything wrong is one
+    StartupError naming each bad setting as the operator wrote it, its value, and what is allowed."""
+    raw, file_values = setting_values(environ, env_file)
+    values = setting_fields(raw)
+    settings, invalid = web.convert_reporting_all(values, Settings, strict=False)
+    if "host" in values and not is_host(values["host"]):
+        invalid["host"] = "must be an IP address or a host name"
+    for field in UPSTREAM_URL_SETTINGS:
+        if field in values and not is_http_url(values[field]):
+            invalid[field] = "must be an http:// or https:// URL"
+    if "database_url" in values and (problem := db.database_url_problem(values["database_url"])):
+        invalid["database_url"] = problem
+    problems = unknown_keys(file_values, os.environ if environ is None else environ)
+    problems += [
+        f"{shown_setting(field.upper(), raw[field.upper()])}: {problem}"
+        for field, problem in invalid.items()
+    ]
+    if problems:
+        raise StartupError("; ".join(problems))
+    return settings
+
+
+def logging_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | None = ".env"
+) -> Settings:
+    """Only LOG_LEVEL and LOG_FORMAT, each where valid: what a start-up failure is reported with,
+    even when another setting is the one that is wrong."""
+    values = setting_fields(setting_values(environ, env_file)[0])
+    usable = {}
+    for field in ("log_level", "log_format"):
+        with contextlib.suppress(msgspec.ValidationError, KeyError):
+            usable[field] = getattr(msgspec.convert({field: values[field]}, Settings), field)
+    return Settings(**usable)
 
 
 def with_sources_chosen(settings: Settings) -> Settings:
@@ -136,9 +228,7 @@ def with_sources_chosen(settings: Settings) -> Settings:
         else:
             source = "restcountries-v2" if settings.countries_api_url else "bundled"
     if source == "restcountries-v2" and not settings.countries_api_url:
-        raise SystemExit(
-            "Invalid setting: COUNTRIES_SOURCE=restcountries-v2 needs COUNTRIES_API_URL"
-        )
+        raise StartupError("COUNTRIES_SOURCE=restcountries-v2: needs COUNTRIES_API_URL")
     return msgspec.structs.replace(
         settings,
         countries_source=source,
@@ -842,11 +932,14 @@ def create_app(settings: Settings) -> Starlette:
 def main() -> None:
     import uvicorn
 
-    settings = load_settings()
-    web.configure_logging(settings)
-    db.apply_migrations(settings.database_url)
+    web.configure_logging(logging_settings())  # so that even a bad setting is logged as asked
+    with web.startup_failures_reported():
+        settings = load_settings()
+        web.configure_logging(settings)
+        db.apply_migrations(settings.database_url)
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port,
+        app, host=settings.host, port=settings.port,
         log_level=settings.log_level, log_config=None, access_log=False,
         proxy_headers=False, server_header=False,
         # SIGTERM: requests get this long to finish, then the lifespan ends a refresh in flight,

@@ -8,6 +8,7 @@ import contextlib
 import functools
 import re
 import sqlite3
+import tempfile
 import typing
 import urllib.parse
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import msgspec
 import pymysql
 
 from countries.core import MAX_SHORT_TEXT, StoredRates, changes_user, text_key, user_params
-from countries.errors import ApiError
+from countries.errors import ApiError, StartupError, shown_setting
 
 HERE = Path(__file__).resolve().parent.parent
 QUERIES_DIR = HERE / "queries"
@@ -58,8 +59,67 @@ def sqlite_path(database_url: str) -> str:
     return database_url.split("?", 1)[0].split(":///", 1)[1]
 
 
+EXAMPLE_MYSQL_URL = "mysql://user:password@host:3306/countries"
+
+
+def database_url_problem(database_url: str) -> str | None:
+    """What is wrong with a DATABASE_URL, in the operator's terms, before anything is opened."""
+    scheme = database_url.split(":", 1)[0].split("+")[0].lower() if ":" in database_url else ""
+    if scheme == "sqlite":
+        if not database_url.startswith("sqlite:///"):
+            rest = database_url.split(":", 1)[1].lstrip("/") or "countries.db"
+            return (
+                f"a SQLite file needs three slashes: sqlite:///{rest} (four for an absolute path)"
+            )
+        if sqlite_path(database_url) in ("", ":memory:"):
+            return "must name a file: sqlite:///countries.db (an in-memory database lasts one connection)"
+        return None
+    if scheme not in ("mysql", "mariadb"):
+        return f"must be sqlite:///file.db or {EXAMPLE_MYSQL_URL}"
+    parts = urllib.parse.urlsplit(database_url)
+    try:
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        return f"the port must be a number, as in {EXAMPLE_MYSQL_URL}"
+    if not parts.hostname:
+        return f"must name the server, as in {EXAMPLE_MYSQL_URL}"
+    if not parts.path.strip("/"):
+        return f"must name the database after the server, as in {EXAMPLE_MYSQL_URL}"
+    return None
+
+
+def database_failure(error: BaseException, database_url: str) -> str:
+    """Why the database could not be opened, for the operator."""
+    if isinstance(error, pymysql.err.MySQLError) and len(error.args) == 2:
+        code, message = error.args
+        return f"{message} (MySQL error {code})"
+    if isinstance(error, sqlite3.Error) and dialect_of(database_url) == "sqlite":
+        folder = Path(sqlite_path(database_url)).resolve().parent
+        if not folder.is_dir():
+            return f"cannot create the file: the folder {folder} does not exist"
+        try:  # what the operating system says (os.access would not: root passes its checks)
+            tempfile.TemporaryFile(dir=folder).close()
+        except OSError as cause:
+            return f"cannot create a file in the folder {folder}: {cause.strerror}"
+    return str(error) or type(error).__name__
+
+
 def apply_migrations(database_url: str) -> None:
-    """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at once."""
+    """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at
+    once. A database that cannot be opened is a StartupError naming DATABASE_URL and the cause."""
+    from yoyo.exceptions import LockTimeout
+
+    try:
+        migrate(database_url)
+    except LockTimeout as error:
+        message = "another process held the migration lock too long (yoyo's _yoyo_lock table)"
+        raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {message}") from error
+    except (pymysql.err.MySQLError, sqlite3.Error, OSError) as error:
+        cause = database_failure(error, database_url)
+        raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {cause}") from error
+
+
+def migrate(database_url: str) -> None:
     from yoyo import get_backend, read_migrations
 
     dialect = dialect_of(database_url)
@@ -333,9 +393,9 @@ async def select_country_ids(store: Store) -> dict[str, int]:
 
 
 async def upsert_countries(store: Store, rows: list[dict]) -> None:
-    # Rows carry their id when they exist: InnoDB then finds them by primary key, instead of
-    # inserting, hitting the unique name_key and undoing the insert (2x slower, and it burns an
-    # auto-increment value per row)
+    # Rows carry their id when they exist: both databases then find them by primary key, instead
+    # of inserting, hitting the unique name_key and undoing the insert (InnoDB: 2x slower), which
+    # also burnt an auto-increment value per row on both
     if store.dialect == "sqlite":
         # the default 2 MB page cache thrashes on the indexes past ~20,000 rows (7.0 s -> 4.5 s for 100,000)
         await execute(store, "PRAGMA cache_size = -65536")

@@ -106,8 +106,11 @@ async def copy_summary_to_file(path: str, png: bytes) -> None:
         return
     try:
         await asyncio.to_thread(save_summary_file, path, png)
-    except Exception:
-        log.exception("could not write the summary image to %s", path)
+    except Exception as error:  # the operator's to put right: what and where, not a traceback
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        fields = {"event": "summary_file", "path": path, "error": reason}
+        message = "could not write the summary image to %s: %s"
+        log.warning(message, path, fields["error"], extra={"fields": fields})
 
 
 async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:

@@ -9,11 +9,13 @@ import contextlib
 import gc
 import logging
 import random
+import socket
+import ssl
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 import httpx
 
@@ -56,8 +58,10 @@ class Upstream(NamedTuple):
     backoff: Callable[[int], float]
     timings: dict[str, float]
 
-    async def get(self, url: str, params: dict | None = None, headers: dict | None = None) -> bytes:
-        return await fetch_body(self, url, params, headers)
+    async def get(
+        self, url: str, params: dict | None = None, headers: dict | None = None, *, source: str
+    ) -> bytes:
+        return await fetch_body(self, url, params, headers, source)
 
     async def decode(self, work: Callable[..., Any], *args: Any) -> Any:
         """Decoding in a thread (100,000 entries take ~1 s), timed, the collector paused."""
@@ -69,10 +73,54 @@ class Upstream(NamedTuple):
         return await asyncio.to_thread(run)
 
 
+def exception_chain(error: BaseException | None):
+    seen = set()
+    while error is not None and id(error) not in seen:  # a chain can loop back on itself
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def failure_reason(error: BaseException, timeout: float) -> str:
+    """Why a request failed, in words: httpx keeps the operating system's reason in the chain."""
+    if isinstance(error, (TimeoutError, httpx.TimeoutException)):
+        return f"no answer within {timeout:g} s"
+    for cause in exception_chain(error):
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed ({cause.strerror})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "connection reset"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed ({cause.reason or cause})"
+    return f"{type(error).__name__} ({error})" if str(error) else type(error).__name__
+
+
+def log_failed_attempt(source: str, url: str, attempt: int, reason: str) -> None:
+    host = upstream_host(url)
+    fields = {"event": "upstream", "source": source, "host": host, "attempt": attempt}
+    log.warning(
+        "upstream %s (%s) attempt %d of %d failed: %s", source, host, attempt, MAX_ATTEMPTS,
+        reason, extra={"fields": {**fields, "reason": reason}},
+    )  # fmt: skip
+
+
+def unusable_body(source: str, url: str, expected: str) -> NoReturn:
+    host = upstream_host(url)
+    fields = {"event": "upstream", "source": source, "host": host, "reason": "unusable body"}
+    log.warning(
+        "upstream %s (%s) answered with a body that is not %s", source, host, expected,
+        extra={"fields": fields},
+    )  # fmt: skip
+    raise UpstreamFailure(url)
+
+
 async def fetch_body(
-    upstream: Upstream, url: str, params: dict | None, headers: dict | None
+    upstream: Upstream, url: str, params: dict | None, headers: dict | None, source: str
 ) -> bytes:
-    """The 2xx body of `url`, retrying connection errors, timeouts, 429 and 5xx until the deadline."""
+    """The 2xx body of `url`, retrying connection errors, timeouts, 429 and 5xx until the deadline.
+    Each failed attempt is logged with the source's name (countries or rates) and why."""
     loop = asyncio.get_running_loop()
     for attempt in range(MAX_ATTEMPTS):
         remaining = upstream.deadline - loop.time()
@@ -82,17 +130,13 @@ async def fetch_body(
             async with asyncio.timeout(min(upstream.timeout, remaining)):
                 response = await upstream.client.get(url, params=params, headers=headers)
         except (httpx.TransportError, TimeoutError) as error:
-            failure = type(error).__name__
-            log.warning(
-                "upstream %s attempt %d failed: %s", upstream_host(url), attempt + 1, failure
-            )
+            reason = failure_reason(error, min(upstream.timeout, remaining))
+            log_failed_attempt(source, url, attempt + 1, reason)
         else:
             if response.is_success:
                 return response.content
             status = response.status_code
-            log.warning(
-                "upstream %s attempt %d answered %d", upstream_host(url), attempt + 1, status
-            )
+            log_failed_attempt(source, url, attempt + 1, f"answered HTTP {status}")
             if status in (401, 403) and headers and "Authorization" in headers:
                 log.warning(
                     "upstream %s refused the API key (COUNTRIES_API_KEY)", upstream_host(url)
@@ -119,9 +163,9 @@ async def read_bundled(upstream: Upstream, url: str | None, key: str | None) -> 
 
 async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
     """A REST Countries v2 array, e.g. a self-hosted instance's /v2/all?fields=..."""
-    raws = core.parse_countries(await upstream.get(url))
+    raws = core.parse_countries(await upstream.get(url, source="countries"))
     if raws is None:
-        raise UpstreamFailure(url)
+        unusable_body("countries", url, "a JSON array in UTF-8")
     return await upstream.decode(core.decode_v2_entries, raws)
 
 
@@ -131,9 +175,9 @@ async def fetch_restcountries_v5(upstream: Upstream, url: str, key: str | None) 
 
     async def page(offset: int) -> core.V5Page:
         params = {"limit": V5_PAGE_SIZE, "offset": offset}
-        parsed = core.parse_v5_page(await upstream.get(url, params, headers))
+        parsed = core.parse_v5_page(await upstream.get(url, params, headers, source="countries"))
         if parsed is None:
-            raise UpstreamFailure(url)
+            unusable_body("countries", url, "a REST Countries v5 page in UTF-8")
         return parsed
 
     first = await page(0)
@@ -156,16 +200,16 @@ COUNTRIES_SOURCES = {
 
 
 async def fetch_open_er_api(upstream: Upstream, url: str) -> RatesTable:
-    table = core.parse_open_er_api(await upstream.get(url))
+    table = core.parse_open_er_api(await upstream.get(url, source="rates"))
     if table is None:
-        raise UpstreamFailure(url)
+        unusable_body("rates", url, 'JSON in UTF-8 with result "success" and usable rates')
     return table
 
 
 async def fetch_frankfurter(upstream: Upstream, url: str) -> RatesTable:
-    table = core.parse_frankfurter(await upstream.get(url))
+    table = core.parse_frankfurter(await upstream.get(url, source="rates"))
     if table is None:
-        raise UpstreamFailure(url)
+        unusable_body("rates", url, "JSON in UTF-8 with usable rates")
     return table
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import functools
 import gzip
@@ -17,6 +18,7 @@ import re
 import sys
 import time
 import typing
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -28,7 +30,7 @@ from starlette.routing import Match, Route
 
 from countries import db
 from countries.core import JSON_ERRORS
-from countries.errors import ApiError, validation_error
+from countries.errors import ApiError, StartupError, validation_error
 
 log = logging.getLogger("countries")
 
@@ -60,11 +62,8 @@ MSGSPEC_PATH = re.compile(r" - at `\$\.?([^`\[.]*)")
 def field_rule(info: msgspec.inspect.Type) -> str:
     """What a field must be, in words, from the same constraints msgspec checks."""
     if isinstance(info, msgspec.inspect.UnionType):
-        kinds = [
-            t
-            for t in info.types
-            if not isinstance(t, (msgspec.inspect.NoneType, msgspec.inspect.UnsetType))
-        ]
+        # (msgspec.inspect leaves UNSET out of a union, and has no type for it)
+        kinds = [t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)]
         if len(kinds) == 1:
             return field_rule(kinds[0])
     if isinstance(info, msgspec.inspect.Metadata):
@@ -79,7 +78,16 @@ def field_rule(info: msgspec.inspect.Type) -> str:
         if low is not None and high is not None:
             return f"must be an integer from {low} to {high}"
         return "must be an integer" + (f" of at least {low}" if low is not None else "")
+    if isinstance(info, msgspec.inspect.FloatType):
+        bounds = [
+            f"{word} {limit:g}"
+            for word, limit in (("greater than", info.gt), ("at least", info.ge))
+            if limit is not None
+        ]
+        return "must be a number" + (f" {bounds[0]}" if bounds else "")
     if isinstance(info, msgspec.inspect.StrType):
+        if info.pattern is not None:
+            return f"must match {info.pattern}"
         if info.max_length is not None:
             return f"must be a string of {info.min_length or 0} to {info.max_length} characters"
         return "must be a non-empty string" if info.min_length else "must be a string"
@@ -90,7 +98,7 @@ def literal_values(struct: type) -> dict[str, tuple]:
     """Fields typed as a Literal, with its values in declared order (msgspec.inspect sorts them)."""
     found = {}
     for name, hint in typing.get_type_hints(struct).items():
-        for arm in typing.get_args(hint) or (hint,):
+        for arm in (hint, *typing.get_args(hint)):
             if typing.get_origin(arm) is Literal:
                 found[name] = typing.get_args(arm)
     return found
@@ -138,6 +146,16 @@ def convert_or_400(
 ):
     """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets.
     `details` are problems the caller found itself, reported with msgspec's."""
+    result, details = convert_reporting_all(values, struct, strict, details)
+    if details:
+        raise validation_error(details)
+    return result
+
+
+def convert_reporting_all(
+    values: dict[str, Any], struct: type, strict: bool = True, details: dict[str, str] | None = None
+) -> tuple[Any, dict[str, str]]:
+    """(`values` as `struct`, {}) or (None, what is wrong with each bad field)."""
     details = {**missing_fields(struct, values), **(details or {})}
     values = dict(values)
     while True:
@@ -147,12 +165,10 @@ def convert_or_400(
             field, problem = describe_failure(struct, str(error))
             details.setdefault(field, problem)
             if field not in values:
-                raise validation_error(details) from None  # a missing field: nothing left to drop
+                return None, details  # a missing field: nothing left to drop
             del values[field]  # drop it and look for the next bad field
             continue
-        if details:
-            raise validation_error(details)
-        return result
+        return (None, details) if details else (result, details)
 
 
 CACHE_RECHECK_SECONDS = 0.5
@@ -703,7 +719,9 @@ def slashless_target(scope: dict, routes: list) -> str | None:
 
 class AccessLog:
     """One line per request, written in batches (256 lines, or 0.2 s after the first one).
-    Through `logging` a line costs ~35 us (record, format, flush): more than serving a cached answer."""
+    Through `logging` a line costs ~35 us (record, format, flush): more than serving a cached answer.
+    Any other log record first flushes the batch (see `flush_access_logs_first`), so that lines
+    stay in time order."""
 
     def __init__(self, settings: Any, stream: typing.TextIO | None = None):
         self.enabled = settings.log_level in ("info", "debug")
@@ -711,6 +729,7 @@ class AccessLog:
         self.stream = stream or sys.stderr
         self.lines: list[str] = []
         self.flush_pending = False
+        ACCESS_LOGS.add(self)
 
     def add(self, method: str, path: str, status: int | None, duration_ms: float) -> None:
         if not self.enabled:
@@ -745,9 +764,20 @@ class AccessLog:
     def flush(self) -> None:
         self.flush_pending = False
         if self.lines:
-            self.stream.write("\n".join(self.lines) + "\n")
+            lines, self.lines = self.lines, []  # a record logged from a thread may flush too
+            self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
-            self.lines.clear()
+
+
+ACCESS_LOGS: weakref.WeakSet[AccessLog] = weakref.WeakSet()
+
+
+def flush_access_logs_first(record: logging.LogRecord) -> bool:
+    """A handler filter: the access lines waiting in a batch are older than any record being
+    logged now, so they go out first. Costs nothing on the request path."""
+    for access_log in list(ACCESS_LOGS):
+        access_log.flush()
+    return True
 
 
 @functools.lru_cache(maxsize=4)
@@ -818,11 +848,16 @@ class JsonLogFormatter(logging.Formatter):
 
 def configure_logging(settings: Any) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(flush_access_logs_first)
     if settings.log_format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    # yoyo tells of every migration step at INFO: worth seeing only when debugging
+    logging.getLogger("yoyo").setLevel(
+        logging.DEBUG if settings.log_level == "debug" else logging.WARNING
+    )
 
 
 def quiet_http_client_logs() -> None:
@@ -830,3 +865,16 @@ def quiet_http_client_logs() -> None:
     it) and httpcore its traffic at DEBUG: our own upstream lines name the host only."""
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def startup_failures_reported():
+    """Around everything done before serving: a StartupError becomes one log line (one JSON object
+    under LOG_FORMAT=json) and exit status 1; its traceback is logged only at LOG_LEVEL=debug."""
+    try:
+        yield
+    except StartupError as error:
+        traceback = error if log.isEnabledFor(logging.DEBUG) else None
+        fields = {"event": "startup", "outcome": "failed"}
+        log.critical("cannot start: %s", error, exc_info=traceback, extra={"fields": fields})
+        raise SystemExit(1) from None

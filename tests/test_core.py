@@ -379,14 +379,6 @@ def test_empty_admin_token_means_unset_and_log_level_takes_any_case():
 
 
 @pytest.mark.parametrize(
-    "environ", [{"PORT": "http"}, {"HTTP_TIMEOUT": "0"}, {"LOG_LEVEL": "loud"}]
-)
-def test_invalid_setting_stops_start_up_with_its_name(environ):
-    with pytest.raises(SystemExit, match="Invalid setting"):
-        service.load_settings(environ, None)
-
-
-@pytest.mark.parametrize(
     "url, async_url, yoyo_url",
     [
         (

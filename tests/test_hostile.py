@@ -201,6 +201,10 @@ def test_json_that_is_not_an_object_is_400_on_users_routes(stocked, database_url
         b'{"name": "Ada", "age": 1e999}',
         b"{" + b" " * 60_000,
         b'{"name": "\\ud800", "email": "ada@example.com", "age": 36}',
+        # invalid UTF-8 inside a string (msgspec raises UnicodeDecodeError, not a DecodeError)
+        b'{"name": "\xff", "email": "n@example.com", "age": 1}',
+        b'{"name": "Ada\xc3", "email": "ada@example.com", "age": 36}',
+        b'{"\xed\xa0\x80": "Ada", "email": "ada@example.com", "age": 36}',
     ],
 )
 def test_malformed_json_is_400_not_500(stocked, database_url, body):
@@ -209,6 +213,25 @@ def test_malformed_json_is_400_not_500(stocked, database_url, body):
             "/users", content=body, headers={"Content-Type": "application/json"}
         )
     assert_envelope(response, 400, "Validation failed", "body")
+
+
+@pytest.mark.parametrize(
+    "which, body",
+    [
+        ("countries", b'[{"name": "N\xffgeria", "population": 1}]'),
+        ("countries", b'[{"name": "Nigeria", "population": 1, "ignored": "\xff"}]'),
+        ("rates", b'{"result": "success", "rates": {"NGN": 1600, "\xff": 1}}'),
+        ("rates", b'{"result": "success\xc3", "rates": {}}'),
+    ],
+)
+def test_invalid_utf8_inside_an_upstream_string_is_503(
+    refreshed, upstream, database_url, which, body
+):
+    getattr(upstream, which).respond(200, content=body)
+    with unchanged(database_url):
+        response = refreshed.post("/countries/refresh")
+    assert_envelope(response, 503, "External data source unavailable")
+    assert response.json()["details"] == f"Could not fetch data from {which}.test"
 
 
 def test_upstream_json_nested_too_deep_is_503(client, upstream, database_url):

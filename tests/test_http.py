@@ -14,6 +14,7 @@ import pytest
 import service
 from conftest import make_client, running_server, stub_env, unchanged
 from countries import VERSION, web
+from countries.errors import StartupError
 
 GZIP = {"Accept-Encoding": "gzip"}
 PLAIN = {"Accept-Encoding": "identity"}
@@ -286,8 +287,12 @@ def test_cors_list_echoes_a_listed_origin_only(cors_client):
     "value", ["app.example", "https://a.example/path", "https://a b", ",", "*,"]
 )
 def test_a_malformed_cors_origins_stops_the_service(value):
-    with pytest.raises(SystemExit, match="cors_origins"):
+    with pytest.raises(StartupError) as failure:
         service.load_settings({"CORS_ORIGINS": value}, env_file=None)
+    assert str(failure.value) == (
+        f"CORS_ORIGINS={value}: must be empty, *, or comma-separated origins such as"
+        " https://app.example, http://localhost:3000"
+    )
 
 
 @pytest.mark.parametrize(

@@ -494,3 +494,124 @@ def test_database_outage_answers_503_in_time_and_recovers_without_restart(
         finally:
             os.kill(private_mariadb.process.pid, signal.SIGCONT)
         assert wait_for(lambda: http.get("/countries").status_code == 200, 5)
+
+
+# ----- what the logs say of failures ---------------------------------------------------------------
+
+
+def raised_from(error: Exception, cause: BaseException) -> Exception:
+    """`error` as httpx raises it: the operating system's error is its cause."""
+    try:
+        raise error from cause
+    except Exception as raised:
+        return raised
+
+
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (
+            raised_from(httpx.ConnectError("failed"), ConnectionRefusedError(111, "refused")),
+            "connection refused",
+        ),
+        (
+            raised_from(httpx.ConnectError("x"), socket.gaierror(-2, "Name or service not known")),
+            "DNS lookup failed (Name or service not known)",
+        ),
+        (raised_from(httpx.ReadError("x"), ConnectionResetError(104, "reset")), "connection reset"),
+        (httpx.ReadTimeout("slow"), "no answer within 2 s"),
+        (TimeoutError(), "no answer within 2 s"),
+        (httpx.RemoteProtocolError("closed early"), "RemoteProtocolError (closed early)"),
+    ],
+)
+def test_why_an_upstream_request_failed_is_said_in_words(error, reason):
+    # (respx replaces an exception's cause with its own, so these are built as httpx raises them)
+    assert sources.failure_reason(error, 2.0) == reason
+
+
+# respx stands for the upstreams: what each failure is logged as
+UPSTREAM_FAILURES = [
+    (
+        "rates",
+        lambda route: route.mock(side_effect=httpx.ReadTimeout("slow")),
+        "upstream rates (rates.test) attempt 1 of 3 failed: no answer within 2 s",
+    ),
+    (
+        "rates",
+        lambda route: route.respond(404),
+        "upstream rates (rates.test) attempt 1 of 3 failed: answered HTTP 404",
+    ),
+    (
+        "countries",
+        lambda route: route.respond(200, content=b'[{"name": "N\xffgeria"}]'),
+        "upstream countries (countries.test) answered with a body that is not a JSON array in UTF-8",
+    ),
+    (
+        "rates",
+        lambda route: route.respond(200, json={"result": "error"}),
+        "upstream rates (rates.test) answered with a body that is not JSON in UTF-8 with result"
+        ' "success" and usable rates',
+    ),
+]
+
+
+@pytest.mark.parametrize("which, failure, line", UPSTREAM_FAILURES)
+def test_upstream_warnings_name_the_source_and_why(client, upstream, caplog, which, failure, line):
+    failure(getattr(upstream, which))
+    with caplog.at_level(logging.WARNING, logger="countries"):
+        assert client.post("/countries/refresh").status_code == 503
+    assert line in [record.getMessage() for record in caplog.records]
+
+
+def test_a_refused_connection_is_logged_as_refused(caplog):
+    url = f"http://127.0.0.1:{free_port()}/rates"  # nobody listens there
+
+    async def fetch():
+        async with httpx.AsyncClient() as http:
+            deadline = asyncio.get_running_loop().time() + 5
+            upstream = sources.Upstream(http, 1.0, deadline, lambda attempt: 0, {})
+            await upstream.get(url, source="rates")
+
+    with caplog.at_level(logging.WARNING, logger="countries"):
+        with pytest.raises(sources.UpstreamFailure):
+            asyncio.run(fetch())
+    assert caplog.records[0].getMessage().endswith("attempt 1 of 3 failed: connection refused")
+
+
+def test_a_failed_summary_file_write_is_one_line_naming_the_path_and_why(
+    settings, upstream, tmp_path, caplog
+):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    path = str(blocker / "summary.png")
+    with caplog.at_level(logging.WARNING, logger="countries"):
+        with make_client(msgspec.structs.replace(settings, summary_image_path=path)) as client:
+            assert client.post("/countries/refresh").status_code == 200
+    [record] = [r for r in caplog.records if "summary image" in r.getMessage()]
+    with pytest.raises(OSError) as expected:  # what the OS says, as the service tried it
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    assert record.getMessage() == (
+        f"could not write the summary image to {path}: {expected.value.strerror}"
+    )
+    assert record.exc_info is None
+
+
+def test_access_lines_go_out_before_any_later_log_line(settings, upstream, tmp_path):
+    """The access log writes in batches: a warning logged meanwhile must not overtake them."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(web.flush_access_logs_first)
+    logging.getLogger().addHandler(handler)
+    try:
+        with make_client(settings) as client:
+            client.app.state.access_log.stream = stream
+            client.get("/healthz")
+            upstream.rates.respond(404)
+            client.post("/countries/refresh")  # logs warnings at once
+            client.app.state.access_log.flush()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    healthz = next(i for i, line in enumerate(lines) if "GET /healthz" in line)
+    warning = next(i for i, line in enumerate(lines) if "upstream rates" in line)
+    assert healthz < warning, lines

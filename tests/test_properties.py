@@ -8,13 +8,16 @@ import os
 import random
 import re
 import unicodedata
+from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.testclient import TestClient
 
 import service
-from countries import core
+from countries import core, db
 
 # CI replays the same examples on every run; a developer's run explores new ones.
 settings.register_profile("ci", derandomize=True)
@@ -172,3 +175,111 @@ def test_the_documented_name_pattern_is_the_trimmed_length_rule(name):
         "pattern"
     ]
     assert bool(re.search(pattern, name)) == (1 <= len(name.strip()) <= 100)
+
+
+# ----- random bytes inside the strings of otherwise valid JSON --------------------------------------
+
+SPLICE = "\u2063splice\u2063"  # a marker no JSON encoder escapes, replaced by the bytes under test
+
+
+def spliced(document: Any, junk: bytes) -> bytes:
+    """`document` as JSON, with `junk` put where SPLICE stands inside one of its strings."""
+    return msgspec.json.encode(document).replace(SPLICE.encode(), junk)
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def users_client(tmp_path_factory):
+    """One app on its own SQLite file for every example (a fixture per example is too slow)."""
+    folder = tmp_path_factory.mktemp("splice")
+    url = f"sqlite:///{folder / 'countries.db'}"
+    db.apply_migrations(url)
+    settings = service.Settings(database_url=url, summary_image_path="")
+    with TestClient(service.create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+user_documents = st.sampled_from(
+    [
+        {"name": f"A{SPLICE}da", "email": "ada@example.com", "age": 36},
+        {"name": "Ada", "email": f"ada{SPLICE}@example.com", "age": 36},
+        {f"na{SPLICE}me": "Ada", "email": "ada@example.com", "age": 36},
+        {"name": SPLICE, "email": "ada@example.com", "age": 36},
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(user_documents, st.binary(max_size=12), st.sampled_from(["POST", "PUT", "PATCH"]))
+def test_bytes_spliced_into_a_users_body_never_give_a_500(users_client, document, junk, method):
+    path = "/users" if method == "POST" else "/users/00000000-0000-4000-8000-000000000000"
+    body = spliced(document, junk)
+    response = users_client.request(
+        method, path, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code in (201, 400, 404, 409), response.text
+    assert set(response.json()) <= {"error", "details"} or response.status_code == 201
+    if not is_utf8(body) and method == "POST":
+        assert response.status_code == 400 and "body" in response.json()["details"], response.text
+
+
+country_documents = st.sampled_from(
+    [
+        [{"name": f"Ni{SPLICE}geria", "population": 1, "currencies": [{"code": "NGN"}]}],
+        [{"name": "Nigeria", "population": 1, "capital": SPLICE, "currencies": [{"code": "NGN"}]}],
+        [{"name": "Nigeria", "population": 1, "currencies": [{"code": f"NG{SPLICE}"}]}],
+        [{"name": "Nigeria", "population": 1, f"extra{SPLICE}": "x"}],
+    ]
+)
+rate_documents = st.sampled_from(
+    [
+        {"result": "success", "rates": {f"NG{SPLICE}N": 1600.5}},
+        {"result": f"succ{SPLICE}ess", "rates": {"NGN": 1600.5}},
+        {"result": "success", "rates": {"NGN": SPLICE}, "provider": "x"},
+    ]
+)
+frankfurter_documents = st.sampled_from(
+    [
+        {"amount": 1, "base": "USD", "date": f"2025-10-2{SPLICE}", "rates": {"EUR": 0.9}},
+        {"amount": 1, "base": "USD", "rates": {"EUR": 0.9}, f"ignored{SPLICE}": 1},
+    ]
+)
+v5_documents = st.sampled_from(
+    [
+        {"data": {"objects": [{"names": {"common": f"Ni{SPLICE}"}, "population": 1}], "meta": {}}},
+        {"data": {"objects": [{"names": {"common": "N"}, "population": 1, "x": SPLICE}]}},
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(country_documents, rate_documents, st.binary(max_size=12))
+def test_bytes_spliced_into_upstream_bodies_fail_the_parse_or_build_rows(countries, rates, junk):
+    raws = core.parse_countries(spliced(countries, junk))
+    rate_table = core.parse_open_er_api(spliced(rates, junk))
+    if not is_utf8(junk):
+        assert raws is None and rate_table is None
+    if raws is not None:
+        decoded = core.decode_v2_entries(raws)
+        assert len(decoded.entries) + decoded.skipped == len(raws)
+        if rate_table is not None:
+            rows = core.build_rows(decoded.entries, rate_table.rates, lambda: 1500.0, NOW)
+            assert len(rows) == len(decoded.entries)
+
+
+@given(frankfurter_documents, v5_documents, st.binary(max_size=12))
+def test_bytes_spliced_into_other_sources_bodies_fail_their_parse(rates, page, junk):
+    rate_table = core.parse_frankfurter(spliced(rates, junk))
+    parsed = core.parse_v5_page(spliced(page, junk))
+    if not is_utf8(junk):
+        assert rate_table is None and parsed is None
+    if parsed is not None:
+        decoded = core.decode_v5_entries(parsed.objects)
+        assert len(decoded.entries) + decoded.skipped == len(parsed.objects)

@@ -349,3 +349,13 @@ def test_names_differing_by_a_trailing_space_are_two_countries(client, upstream,
         ("Nigeria ", 2),
     ]
     assert client.post("/countries/refresh").json()["updated"] == 2
+
+
+def test_refreshes_do_not_use_up_ids(refreshed):
+    """A country deleted and re-added gets the next id, however many refreshes came before."""
+    for _ in range(5):
+        assert refreshed.post("/countries/refresh").status_code == 200
+    total = refreshed.get("/status").json()["total_countries"]
+    assert refreshed.delete("/countries/Ghana").status_code == 200
+    assert refreshed.post("/countries/refresh").json()["inserted"] == 1
+    assert refreshed.get("/countries/ghana").json()["id"] <= total + 1

@@ -25,6 +25,7 @@ from conftest import (
     stub_env,
 )
 from countries import core
+from countries.errors import StartupError
 from stub_upstream import StubUpstream
 
 V5_URL = "https://api.restcountries.com/countries/v5"
@@ -223,7 +224,7 @@ def test_a_refused_v5_key_is_a_503_whose_log_says_so_without_the_key(
 
 
 def test_v2_source_needs_its_url(settings):
-    with pytest.raises(SystemExit, match="COUNTRIES_API_URL"):
+    with pytest.raises(StartupError, match="COUNTRIES_API_URL"):
         client_with(settings, countries_source="restcountries-v2", countries_api_url=None)
 
 

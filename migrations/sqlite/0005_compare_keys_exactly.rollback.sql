@@ -1,1 +1,1 @@
-SELECT 1;
+-- Nothing to undo (see 0005_compare_keys_exactly.sql).

@@ -1,0 +1,1 @@
+-- Nothing to undo (see 0008_reset_country_id_sequence.sql).

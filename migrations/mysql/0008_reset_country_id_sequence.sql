@@ -1,0 +1,2 @@
+-- Nothing to change: InnoDB kept its AUTO_INCREMENT, since upserts found existing rows by id.
+-- The migration exists so that both dialects keep the same numbers.

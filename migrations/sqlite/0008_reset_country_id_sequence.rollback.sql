@@ -1,0 +1,1 @@
+-- Nothing to undo: the ids given away are not taken back.
