@@ -1,5 +1,7 @@
 """The "miss" mode of the benchmark: list shapes whose query string changes on every request, so
-that every request misses the response cache and reaches the database.
+that every request misses the response cache and reaches the database. (`/countries/{name}` is
+left out: its answers are cached by name, not by query string, so with 250 names nearly every
+request would be a hit.)
 
 Each shape is a URL template whose `{placeholders}` wrk fills from lists at random (a Lua script
 written here), plus a `_miss=<thread>-<counter>` parameter unique to each request: the service
@@ -35,7 +37,6 @@ SHAPES = [
     MissShape("region", "/countries?region={region}&limit=20&offset={small_offset}", ("/countries", "region"), True),
     MissShape("currency", "/countries?currency={currency}&limit=20", ("/countries", "currency"), True),
     MissShape("region sorted", "/countries?region={region}&sort=population_desc", ("/countries", "region"), False),
-    MissShape("name", "/countries/{name}", ("/countries/{name}", ""), True),
     MissShape("subregion", "/countries?subregion={subregion}&limit=20", ("/countries", "subregion"), True),
     MissShape("code", "/countries?code={codes}", ("/countries", "code"), True),
     MissShape("q", "/countries?q={q}&limit=20", ("/countries", "q"), False),
@@ -60,7 +61,6 @@ def choices(countries: list[dict]) -> dict[str, list[str]]:
         "region": quoted({c.get("region") for c in countries}),
         "subregion": quoted({c.get("subregion") for c in countries}),
         "currency": quoted(currencies - {None}),
-        "name": quoted(names),
         "codes": [urllib.parse.quote(codes, safe=",") for codes in code_lists],
         "q": quoted({name.casefold()[:4] for name in names if len(name) >= 4}),
     }

@@ -434,7 +434,9 @@ def ceiling_server(captured: list[dict], reads: list[tuple[str, bool]], workdir:
         stop(proc)
 
 
-def miss_shapes(base_url: str, n: int, args, notes: list[str]) -> list[misses.MissShape]:
+def miss_shapes(
+    base_url: str, lists: dict, n: int, args, notes: list[str]
+) -> list[misses.MissShape]:
     """The shapes measured at this size: those the service's /openapi.json lists (others noted)."""
     status, _, body = request("GET", base_url + "/openapi.json", 30)
     if status != 200:
@@ -447,12 +449,18 @@ def miss_shapes(base_url: str, n: int, args, notes: list[str]) -> list[misses.Mi
             shape.name == misses.QUICK_SHAPE if args.quick else n == args.sizes[0] or shape.at_scale
         )
     ]
-    shapes = [shape for shape in wanted if misses.available(shape, openapi)]
+    shapes = []
     for shape in wanted:
-        if shape not in shapes:
-            note = f"miss shape {shape.name!r} ({shape.template}) skipped: /openapi.json does not list it yet"
-            if note not in notes:
-                notes.append(note)
+        if not misses.available(shape, openapi):
+            why = "/openapi.json does not list it yet"
+        elif not all(lists[name] for name in misses.placeholders(shape.template)):
+            why = "the upstream data has no values for it"
+        else:
+            shapes.append(shape)
+            continue
+        note = f"miss shape {shape.name!r} ({shape.template}) skipped: {why}"
+        if note not in notes:
+            notes.append(note)
     return shapes
 
 
@@ -462,7 +470,7 @@ def measure_misses(
     """Per shape: wrk with a Lua script that makes every request a cache miss, beside the same
     shape's one fixed URL served from the cache and by the ceiling."""
     problems, notes = report
-    shapes = miss_shapes(base_url, n, args, notes)
+    shapes = miss_shapes(base_url, lists, n, args, notes)
     for shape in shapes:
         for url in misses.sample_urls(shape, lists, 5):
             capture(base_url, url)  # each must answer 200

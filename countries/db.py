@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import math
 import queue
 import re
 import sqlite3
@@ -568,42 +569,65 @@ async def select_countries(
 
 
 class PageCounts:
-    """Totals of recent pages (COUNT(*) costs every matching row: 100,000 for an unfiltered list),
-    by count statement and values. A total is used only while no write of this process has begun
-    or ended since it was counted, and for at most CACHE_SECONDS: the same bound within which the
-    response cache sees another process's write."""
+    """Totals of full pages (COUNT(*) costs every matching row: 100,000 for an unfiltered list), by
+    count statement and values, kept while the data is unchanged: no write of this process has
+    begun or ended since the count, and refresh_state.data_version, read again at most every
+    RECHECK_SECONDS, has not moved (so another process's write shows within that time, as it does
+    in the response cache)."""
 
-    CACHE_SECONDS = 0.5
+    RECHECK_SECONDS = 0.5
     MAX_ENTRIES = 1024
 
     def __init__(self):
-        self.totals: dict[tuple, tuple[int, int, float]] = {}  # key -> total, generation, time
-        self.generation = 0  # moves when a write transaction of this process begins or ends
+        self.totals: dict[tuple, tuple[int, int]] = {}  # key -> (total, generation counted in)
+        self.generation = 0  # moves when a write of this process begins or ends, or data_version
         self.writing = 0
+        self.data_version: int | None = None
+        self.checked_at = -math.inf
+        self.checking: asyncio.Future | None = None
+
+    def changed(self) -> None:
+        self.generation += 1
+        self.totals.clear()
 
     def writes_begin(self) -> None:
         self.writing += 1
-        self.generation += 1
-        self.totals.clear()
+        self.changed()
 
     def writes_end(self) -> None:
         self.writing -= 1
-        self.generation += 1
-        self.totals.clear()
+        self.changed()
 
     def get(self, key: tuple) -> int | None:
         found = self.totals.get(key)
-        if found is None or self.writing:
+        if found is None or self.writing or found[1] != self.generation:
             return None
-        total, generation, counted_at = found
-        fresh = generation == self.generation and time.monotonic() - counted_at < self.CACHE_SECONDS
-        return total if fresh else None
+        return found[0]
 
     def put(self, key: tuple, total: int, generation: int) -> None:
         if generation == self.generation and not self.writing:
             if len(self.totals) >= self.MAX_ENTRIES:
                 self.totals.clear()
-            self.totals[key] = (total, generation, time.monotonic())
+            self.totals[key] = (total, generation)
+
+    async def revalidate(self, store: Store) -> None:
+        if time.monotonic() - self.checked_at < self.RECHECK_SECONDS:
+            return
+        if self.checking is None:  # one look at the version at a time, however many pages wait
+            self.checking = asyncio.ensure_future(self.check_version(store))
+        await asyncio.shield(self.checking)
+
+    async def check_version(self, store: Store) -> None:
+        try:
+            started = time.monotonic()
+            async with asyncio.timeout(store.timeout):
+                version = await fetch_value(store, store.queries.select_data_version)
+            if version != self.data_version:
+                self.data_version = version
+                self.changed()
+            self.checked_at = started
+        finally:
+            self.checking = None
 
 
 def known_total(rows: list, page: dict) -> int | None:
@@ -617,18 +641,20 @@ async def fetch_page(
     store: Store, select_sql: str, count_sql: str, values: dict, page: dict
 ) -> tuple[list[dict], int]:
     """One page of rows (`page`: limit and offset) and the number matching before paging, with
-    one round trip where it can: a short page gives its own total, and a full one reuses a
-    recent count (see PageCounts) when no write of this process overlapped; otherwise the page and
-    the count come from one snapshot."""
+    one round trip where it can: a short page gives its own total, and a full one reuses the count
+    of the same filters while the data is unchanged (see PageCounts); otherwise the page and the
+    count come from one snapshot."""
     counts, key = store.counts, (count_sql, *values.items())
-    generation, cached = counts.generation, counts.get(key)
     if store.reader is not None and not WRITING.get():
+        await counts.revalidate(store)
+        generation, cached = counts.generation, counts.get(key)
         [result] = await store.reader.read([(select_sql, {**values, **page})], snapshot=False)
         total = known_total(result.rows, page)
         if total is None and cached is not None and counts.generation == generation:
             total = cached
         if total is not None:
             return result.dicts(), total
+    generation = counts.generation
     result, counted = await page_and_count(store, select_sql, count_sql, values, page)
     counts.put(key, counted, generation)
     return result.dicts(), counted

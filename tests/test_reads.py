@@ -63,7 +63,7 @@ def test_total_changed_straight_in_the_database_is_seen_within_the_recheck_inter
     assert refreshed.get("/countries?limit=2").headers["x-total-count"] == "9"
     execute(database_url, "DELETE FROM countries WHERE name = 'Ghana'")
     execute(database_url, "UPDATE refresh_state SET data_version = data_version + 1")
-    time.sleep(max(web.CACHE_RECHECK_SECONDS, db.PageCounts.CACHE_SECONDS) + 0.1)
+    time.sleep(max(web.CACHE_RECHECK_SECONDS, db.PageCounts.RECHECK_SECONDS) + 0.1)
     assert refreshed.get("/countries?limit=2&offset=1").headers["x-total-count"] == "8"
 
 
@@ -73,7 +73,7 @@ def test_users_total_follows_another_process_within_the_recheck_interval(client,
         assert other_process.get("/users?limit=1").headers["x-total-count"] == "0"
         client.post("/users", json=body)
         client.post("/users", json={**body, "email": "bob@example.com"})
-        time.sleep(db.PageCounts.CACHE_SECONDS + 0.1)
+        time.sleep(db.PageCounts.RECHECK_SECONDS + 0.1)
         listed = other_process.get("/users?limit=1")
         assert (len(listed.json()), listed.headers["x-total-count"]) == (1, "2")
 
