@@ -270,8 +270,9 @@ READS_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("reads_only", 
 def db_work(function: Callable) -> Callable:
     """Runs a store function that only reads under the store's deadline, in the caller's own
     task: a read on the store's reader can be cancelled at any point (there is nothing to roll
-    back, and its connection is dropped), so no task of its own is needed. A function that
-    writes takes `db_write` instead (write_transaction refuses to run under this one)."""
+    back, and its connection is dropped), so no task of its own is needed. A function that opens
+    a transaction takes `db_transaction` instead (write_transaction and read_transaction refuse
+    to run under this one)."""
 
     @functools.wraps(function)
     async def run(store: Store, *args: Any) -> Any:
@@ -285,9 +286,10 @@ def db_work(function: Callable) -> Callable:
     return run
 
 
-def db_write(function: Callable) -> Callable:
-    """Runs a store function that writes under the store's deadline, in a task of its own that is
-    abandoned at the deadline (see `bounded`)."""
+def db_transaction(function: Callable) -> Callable:
+    """Runs a store function that opens a transaction (a write, or reads from one snapshot) under
+    the store's deadline, in a task of its own that is abandoned at the deadline (see `bounded`):
+    cancelling it would start a ROLLBACK that a hung server never answers."""
 
     @functools.wraps(function)
     async def run(store: Store, *args: Any) -> Any:
@@ -441,12 +443,14 @@ def result_of(cursor: sqlite3.Cursor) -> Result:
     return Result(cursor.description, rows)
 
 
-WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("writing", default=False)
+IN_TRANSACTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "in_transaction", default=False
+)
 
 
 async def read(store: Store, sql: str, values: dict[str, Any] | None) -> Result:
     """One statement's result: on the reader, or inside a write transaction on its connection."""
-    if store.reader is None or WRITING.get():
+    if store.reader is None or IN_TRANSACTION.get():
         async with cursor_for(store, sql, values) as cursor:
             return Result(cursor.description, list(await cursor.fetchall()))
     [result] = await store.reader.read([(sql, values or {})], snapshot=False)
@@ -512,9 +516,9 @@ async def write_transaction(store: Store):
     inside it run on its connection, and see what it wrote."""
     if READS_ONLY.get():
         raise RuntimeError(
-            "write_transaction under @db_work: a function that writes takes @db_write"
+            "write_transaction under @db_work: a function that opens one takes @db_transaction"
         )
-    writing = WRITING.set(True)
+    writing = IN_TRANSACTION.set(True)
     store.counts.writes_begin()
     try:
         async with store.db.transaction():
@@ -525,9 +529,23 @@ async def write_transaction(store: Store):
             yield
     finally:
         store.counts.writes_end()
-        WRITING.reset(writing)
+        IN_TRANSACTION.reset(writing)
     for callback in store.on_commit:
         callback()
+
+
+@contextlib.asynccontextmanager
+async def read_transaction(store: Store):
+    """Several reads from one snapshot, on `databases`' connection like a write's (the reader
+    gives each statement a snapshot of its own)."""
+    if READS_ONLY.get():
+        raise RuntimeError("read_transaction under @db_work: use @db_transaction")
+    in_transaction = IN_TRANSACTION.set(True)
+    try:
+        async with store.db.transaction():
+            yield
+    finally:
+        IN_TRANSACTION.reset(in_transaction)
 
 
 # ----- countries --------------------------------------------------------------------------------------
@@ -645,7 +663,7 @@ async def fetch_page(
     of the same filters while the data is unchanged (see PageCounts); otherwise the page and the
     count come from one snapshot."""
     counts, key = store.counts, (count_sql, *values.items())
-    if store.reader is not None and not WRITING.get():
+    if store.reader is not None and not IN_TRANSACTION.get():
         await counts.revalidate(store)
         generation, cached = counts.generation, counts.get(key)
         [result] = await store.reader.read([(select_sql, {**values, **page})], snapshot=False)
@@ -665,7 +683,7 @@ async def page_and_count(
 ) -> tuple[Result, int]:
     """The page and the count from one snapshot."""
     statements = [(select_sql, {**values, **page}), (count_sql, values)]
-    if store.reader is not None and not WRITING.get():
+    if store.reader is not None and not IN_TRANSACTION.get():
         result, count = await store.reader.read(statements, snapshot=True)
         return result, count.rows[0][0]
     async with store.db.transaction():
@@ -735,7 +753,7 @@ async def insert_rate_snapshot(store: Store, taken_at: str, source: str, rates: 
     return True
 
 
-@db_write
+@db_transaction
 async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
     """Delete one row by id; False if it was already gone."""
     async with write_transaction(store):
@@ -764,18 +782,18 @@ async def read_rates(store: Store) -> StoredRates | None:
     )
 
 
-@db_work
+@db_transaction
 async def select_rates(store: Store) -> StoredRates | None:
     """The rates table of the last refresh and where it came from; None before the first."""
-    async with store.db.transaction():  # the table and its source from the same refresh
+    async with read_transaction(store):  # the table and its source from the same refresh
         return await read_rates(store)
 
 
-@db_work
+@db_transaction
 async def select_currencies(store: Store) -> tuple[dict, list[tuple], list[tuple]] | None:
     """From one refresh: the USD rates, (code, name, symbol) of the named currencies and
     (currency code, alpha-2 code or None) of the countries; None before the first refresh."""
-    async with store.db.transaction():
+    async with read_transaction(store):
         stored = await read_rates(store)
         names = await fetch_rows(store, store.queries.select_currency_names)
         countries = await fetch_rows(store, store.queries.select_currency_countries)
@@ -805,9 +823,9 @@ async def select_history_codes(store: Store, codes: list[str]) -> set[str]:
     """Those of `codes` that some snapshot of the history holds (a point read each)."""
     if not codes:
         return set()
-    async with store.db.connection():
-        found = [await fetch_value(store, store.queries.select_history_code, {"code": code})
-                 for code in codes]  # fmt: skip
+    # each on the reader: no `databases` connection to hold between them
+    found = [await fetch_value(store, store.queries.select_history_code, {"code": code})
+             for code in codes]  # fmt: skip
     return {code for code in found if code is not None}
 
 
@@ -839,7 +857,7 @@ async def ping(store: Store) -> None:
     await fetch_value(store, store.queries.select_one)
 
 
-@db_write
+@db_transaction
 async def claim_scheduled_refresh(store: Store, now: float, interval: float, token: str) -> bool:
     """True if this process won this interval's scheduled refresh over every other process."""
     # 5% slack, so that a process ticking a little early still claims its own next interval
@@ -869,14 +887,14 @@ async def select_user(store: Store, user_id: str) -> dict | None:
 find_user = db_work(select_user)  # select_user itself also runs inside update_user's transaction
 
 
-@db_write
+@db_transaction
 async def insert_user(store: Store, row: dict) -> None:
     with email_clash_as_409():
         async with write_transaction(store):
             await execute(store, store.queries.insert_user, user_params(row))
 
 
-@db_write
+@db_transaction
 async def update_user(store: Store, user_id: str, fields: dict, stamp: str) -> dict | None:
     """Apply `fields` to the user as it stands under the write lock; None if it is gone."""
     with email_clash_as_409():

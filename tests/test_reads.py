@@ -123,7 +123,7 @@ def test_write_transaction_refuses_to_run_without_a_task_of_its_own(client):
         async with db.write_transaction(store):
             pass
 
-    with pytest.raises(RuntimeError, match="db_write"):
+    with pytest.raises(RuntimeError, match="db_transaction"):
         run_in_app(client, sneaky_write)
     assert client.get("/readyz").json() == {"status": "ok"}
 
