@@ -869,7 +869,7 @@ def utc_now() -> dt.datetime:
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette):
     state = app.state
-    await state.store.db.connect()
+    await db.connect(state.store)
     state.http = httpx.AsyncClient(
         follow_redirects=True, headers={"User-Agent": "country-currency-api"}
     )
@@ -884,7 +884,7 @@ async def lifespan(app: Starlette):
             schedule.cancel()
         await refresh.finish_refresh_in_flight(state)
         await state.http.aclose()
-        await state.store.db.disconnect()
+        await db.disconnect(state.store)
         state.access_log.flush()
 
 

@@ -35,6 +35,9 @@ import pymysql
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(BENCH))
+
+import misses  # noqa: E402
 
 from stub_upstream import StubUpstream  # noqa: E402
 
@@ -312,6 +315,7 @@ def run_wrk(
 ) -> dict:
     cmd = [
         "wrk",
+        *(["-s", str(script)] if script else []),
         f"-t{threads}",
         f"-c{connections}",
         f"-d{seconds:g}s",
@@ -389,23 +393,8 @@ def measure_reads(
     reads = [(route, False) for route in routes]
     reads += [(route, True) for route in routes if route in GZIP_ROUTES]
     captured = [capture(base_url, route, gzip) for route, gzip in reads]
-    responses = workdir / f"ceiling-{tag}.json"
-    responses.write_text(json.dumps(captured))
-    port = free_port()
-    log_path = workdir / f"ceiling-{tag}.log"
-    proc = start(
-        [sys.executable, str(BENCH / "ceiling.py"), str(responses), str(port)],
-        clean_env(),
-        log_path,
-        workdir,
-    )
     rows = []
-    try:
-        wait_for_port(port, proc, log_path)
-        ceiling_url = f"http://127.0.0.1:{port}"
-        for item, (route, gzip) in zip(captured, reads):
-            if capture(ceiling_url, route, gzip)["body_b64"] != item["body_b64"]:
-                raise Failure(f"the ceiling does not serve the captured bytes of {route}")
+    with ceiling_server(captured, reads, workdir, tag) as ceiling_url:
         for item, (route, gzip) in zip(captured, reads):
             ours = wrk_route(base_url, route, args, "service", tag, problems, gzip)
             ceiling = wrk_route(ceiling_url, route, args, "ceiling", tag, problems, gzip)
@@ -418,8 +407,95 @@ def measure_reads(
                     "ceiling": ceiling,
                 }
             )
+    return rows
+
+
+@contextlib.contextmanager
+def ceiling_server(captured: list[dict], reads: list[tuple[str, bool]], workdir: Path, tag: str):
+    """bench/ceiling.py serving the captured answers of `reads` (route, gzip); yields its URL."""
+    responses = workdir / f"ceiling-{tag}.json"
+    responses.write_text(json.dumps(captured))
+    port = free_port()
+    log_path = workdir / f"ceiling-{tag}.log"
+    proc = start(
+        [sys.executable, str(BENCH / "ceiling.py"), str(responses), str(port)],
+        clean_env(),
+        log_path,
+        workdir,
+    )
+    try:
+        wait_for_port(port, proc, log_path)
+        ceiling_url = f"http://127.0.0.1:{port}"
+        for item, (route, gzip) in zip(captured, reads):
+            if capture(ceiling_url, route, gzip)["body_b64"] != item["body_b64"]:
+                raise Failure(f"the ceiling does not serve the captured bytes of {route}")
+        yield ceiling_url
     finally:
         stop(proc)
+
+
+def miss_shapes(
+    base_url: str, lists: dict, n: int, args, notes: list[str]
+) -> list[misses.MissShape]:
+    """The shapes measured at this size: those the service's /openapi.json lists (others noted)."""
+    status, _, body = request("GET", base_url + "/openapi.json", 30)
+    if status != 200:
+        raise Failure(f"GET /openapi.json answered {status}")
+    openapi = json.loads(body)
+    wanted = [
+        shape
+        for shape in misses.SHAPES
+        if (
+            shape.name == misses.QUICK_SHAPE if args.quick else n == args.sizes[0] or shape.at_scale
+        )
+    ]
+    shapes = []
+    for shape in wanted:
+        if not misses.available(shape, openapi):
+            why = "/openapi.json does not list it yet"
+        elif not all(lists[name] for name in misses.placeholders(shape.template)):
+            why = "the upstream data has no values for it"
+        else:
+            shapes.append(shape)
+            continue
+        note = f"miss shape {shape.name!r} ({shape.template}) skipped: {why}"
+        if note not in notes:
+            notes.append(note)
+    return shapes
+
+
+def measure_misses(
+    base_url: str, lists: dict, n: int, args, workdir: Path, tag: str, report: tuple[list, list]
+) -> list[dict]:
+    """Per shape: wrk with a Lua script that makes every request a cache miss, beside the same
+    shape's one fixed URL served from the cache and by the ceiling."""
+    problems, notes = report
+    shapes = miss_shapes(base_url, lists, n, args, notes)
+    for shape in shapes:
+        for url in misses.sample_urls(shape, lists, 5):
+            capture(base_url, url)  # each must answer 200
+    routes = [misses.representative(shape, lists) for shape in shapes]
+    captured = [capture(base_url, route) for route in routes]
+    rows = []
+    reads = [(route, False) for route in routes]
+    with ceiling_server(captured, reads, workdir, f"{tag}-misses") as ceiling_url:
+        for shape, route in zip(shapes, routes):
+            script = misses.write_script(shape, lists, workdir, tag)
+            miss = run_wrk(
+                base_url + "/", args.seconds, args.threads, args.connections, script=script
+            )
+            print(
+                f"  miss     {shape.name:42} {miss['rps']:9.0f} req/s  p50 {miss['p50_ms']:7.2f} ms"
+                f"  p99 {miss['p99_ms']:7.2f} ms  non-2xx {miss['non2xx']}",
+                flush=True,
+            )
+            if miss["non2xx"]:
+                problems.append(
+                    f"{tag} miss {shape.name}: {miss['non2xx']} non-2xx answers under wrk"
+                )
+            cached = wrk_route(base_url, route, args, "service", tag, problems)
+            ceiling = wrk_route(ceiling_url, route, args, "ceiling", tag, problems)
+            rows.append({"shape": shape, "miss": miss, "cached": cached, "ceiling": ceiling})
     return rows
 
 
@@ -504,9 +580,10 @@ def clean_env() -> dict:
 
 
 def bench_database(
-    kind: str, args, stub: StubUpstream, base: list[dict], workdir: Path, problems: list[str]
+    kind: str, args, stub: StubUpstream, base: list[dict], workdir: Path, report: tuple[list, list]
 ) -> dict:
-    results = {"refresh": [], "reads": []}
+    problems, _ = report
+    results = {"refresh": [], "reads": [], "misses": []}
     for n in args.sizes:
         tag = f"{kind}-{n}"
         stub.routes["/countries"] = (200, countries_body(base, n))
@@ -546,9 +623,13 @@ def bench_database(
                 if n == args.sizes[-1] and args.scale_reads
                 else []
             )
-            if routes:
+            if routes and not args.misses_only:
                 for row in measure_reads(base_url, routes, args, workdir, tag, problems):
                     results["reads"].append({**row, "rows": refresh["rows"]})
+            if routes and not args.rates_only:
+                lists = misses.choices(json.loads(stub.routes["/countries"][1]))
+                for row in measure_misses(base_url, lists, n, args, workdir, tag, report):
+                    results["misses"].append({**row, "rows": refresh["rows"]})
         except (Failure, OSError) as failure:  # OSError: the server stopped answering
             if proc.poll() is not None:
                 failure = (
@@ -746,6 +827,7 @@ def write_report(
                 f"{ceiling['p99_ms']:.2f} | {fmt(ratio, 3)} |"
             )
     lines += history_report(results, args)
+    lines += misses_section(results)
     if notes or problems:
         lines += (
             ["", "## Notes", ""]
@@ -780,6 +862,32 @@ def history_report(results: dict[str, dict], args) -> list[str]:
             f"| {kind} | {h['days']:,} | {h['rows']:,} | {h['rps']:,.0f} | {h['p50_ms']:.2f} |"
             f" {h['p99_ms']:.2f} | {'yes' if h['p99_ms'] < 25 else 'no'} |"
         )
+    return lines
+
+
+def misses_section(results: dict[str, dict]) -> list[str]:
+    lines = [
+        "",
+        "## Misses",
+        "",
+        "Every request a cache miss: wrk (`bench/misses.py`'s Lua script) draws each `{placeholder}` at"
+        " random and adds a `_miss` parameter unique to the request (ignored by the service, new to"
+        " its cache). *cached*: the shape's one fixed URL (the placeholders' middle values) served"
+        " from the cache; *ceiling*: that URL from bench/ceiling.py. Latency in ms.",
+        "",
+        "| database | rows | shape | URL | miss req/s | miss p50 | miss p99 | cached req/s | ceiling req/s"
+        " | miss ÷ ceiling | cached ÷ ceiling |",
+        "|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for kind, result in results.items():
+        for r in result["misses"]:
+            miss, cached, ceiling = r["miss"], r["cached"], r["ceiling"]
+            lines.append(
+                f"| {kind} | {r['rows']:,} | {r['shape'].name} | `{r['shape'].template}` | {miss['rps']:,.0f} |"
+                f" {miss['p50_ms']:.2f} | {miss['p99_ms']:.2f} | {cached['rps']:,.0f} | {ceiling['rps']:,.0f} |"
+                f" {fmt(miss['rps'] / ceiling['rps'] if ceiling['rps'] else None, 3)} |"
+                f" {fmt(cached['rps'] / ceiling['rps'] if ceiling['rps'] else None, 3)} |"
+            )
     return lines
 
 
@@ -836,12 +944,19 @@ def parse_args(argv: list[str] | None = None):
         action="store_true",
         help="only the currencies and rates routes (N = 250) and the history",
     )
+    parser.add_argument(
+        "--misses-only",
+        action="store_true",
+        help="only the refresh and the miss shapes, at N = 250 and 100,000 (quick: 250)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args(argv)
     args.sizes = [250, 1_000] if args.quick else [250, 10_000, 100_000]
     if args.rates_only:
         args.sizes = [250]
+    if args.misses_only:
+        args.sizes = [250] if args.quick else [250, 100_000]
     args.scale_reads = not args.quick  # reads at 100,000 rows: full mode only
     args.seconds = args.seconds or (1 if args.quick else 5)
     args.refreshes = args.refreshes or (2 if args.quick else 7)
@@ -870,7 +985,7 @@ def main(argv: list[str] | None = None) -> int:
     with StubUpstream({"/rates": (200, rates)}) as stub:
         try:
             for kind in kinds:
-                results[kind] = bench_database(kind, args, stub, base, workdir, problems)
+                results[kind] = bench_database(kind, args, stub, base, workdir, (problems, notes))
                 results[kind]["history"] = bench_history(kind, args, stub, rates, workdir, problems)
         finally:
             if mariadb:

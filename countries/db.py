@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
+import math
+import queue
 import re
 import sqlite3
 import tempfile
+import threading
+import time
 import typing
 import urllib.parse
 from collections.abc import Callable
@@ -195,13 +200,18 @@ def pyformat(sql: str) -> str:
 
 class Store(msgspec.Struct):
     """What the handlers need to reach the database. `on_commit` callbacks run after each write
-    transaction commits (the response cache drops its answers there)."""
+    transaction commits (the response cache drops its answers there). `reader` serves the reads
+    outside write transactions once `connect` has opened it; `counts` are the totals of recent
+    pages (see `fetch_page`)."""
 
     db: databases.Database
     dialect: str
     queries: Queries
     timeout: float
+    database_url: str
     on_commit: list[Callable[[], None]] = msgspec.field(default_factory=list)
+    reader: Any = None
+    counts: PageCounts = msgspec.field(default_factory=lambda: PageCounts())
 
 
 def make_store(database_url: str, timeout: float) -> Store:
@@ -215,7 +225,25 @@ def make_store(database_url: str, timeout: float) -> Store:
     else:
         options = {"timeout": timeout}
     db = databases.Database(async_database_url(database_url), **options)
-    return Store(db=db, dialect=dialect, queries=Queries(dialect), timeout=timeout)
+    return Store(
+        db=db, dialect=dialect, queries=Queries(dialect), timeout=timeout, database_url=database_url
+    )
+
+
+async def connect(store: Store) -> None:
+    """`databases` connects (its pool serves the writes), then the reader opens beside it."""
+    await store.db.connect()
+    if store.dialect == "mysql":
+        store.reader = MySQLReader(store.db)
+    else:
+        store.reader = SQLiteReader(sqlite_path(store.database_url), store.timeout)
+
+
+async def disconnect(store: Store) -> None:
+    reader, store.reader = store.reader, None
+    if reader is not None:
+        reader.close()
+    await store.db.disconnect()
 
 
 async def bounded(seconds: float, work: typing.Awaitable):
@@ -236,8 +264,32 @@ async def bounded(seconds: float, work: typing.Awaitable):
     return task.result()
 
 
+READS_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("reads_only", default=False)
+
+
 def db_work(function: Callable) -> Callable:
-    """Runs a store function under the store's deadline (see `bounded`)."""
+    """Runs a store function that only reads under the store's deadline, in the caller's own
+    task: a read on the store's reader can be cancelled at any point (there is nothing to roll
+    back, and its connection is dropped), so no task of its own is needed. A function that opens
+    a transaction takes `db_transaction` instead (write_transaction and read_transaction refuse
+    to run under this one)."""
+
+    @functools.wraps(function)
+    async def run(store: Store, *args: Any) -> Any:
+        reads_only = READS_ONLY.set(True)
+        try:
+            async with asyncio.timeout(store.timeout):
+                return await function(store, *args)
+        finally:
+            READS_ONLY.reset(reads_only)
+
+    return run
+
+
+def db_transaction(function: Callable) -> Callable:
+    """Runs a store function that opens a transaction (a write, or reads from one snapshot) under
+    the store's deadline, in a task of its own that is abandoned at the deadline (see `bounded`):
+    cancelling it would start a ROLLBACK that a hung server never answers."""
 
     @functools.wraps(function)
     async def run(store: Store, *args: Any) -> Any:
@@ -253,8 +305,156 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, pymysql.err.OperationalError):
         return bool(exc.args) and exc.args[0] in DATABASE_DOWN_CODES
     if isinstance(exc, sqlite3.OperationalError):
-        return "locked" in str(exc) or "busy" in str(exc)
+        # "interrupted": a read stopped at its deadline (SQLiteReader.read)
+        return any(word in str(exc) for word in ("locked", "busy", "interrupted"))
     return isinstance(exc, OSError)  # refused, reset, or TimeoutError from `bounded`
+
+
+# ----- reads on connections of their own ----------------------------------------------------------
+# Outside a write transaction, reads skip `databases`' connection per task: on SQLite that is a new
+# aiosqlite connection and thread for every task (~1.3 ms a read), on MySQL a pool checkout through
+# its locks. Each statement there runs in autocommit, so it sees every write committed before it.
+
+
+class SQLiteReader:
+    """Long-lived read-only connections, each owned by a thread of its own: a whole read
+    (statements, rows, column names) is one hop to a thread, and SQLite runs it without the GIL.
+    WAL (set by apply_migrations) lets them read while a writer writes. The hop is a queue and
+    call_soon_threadsafe: run_in_executor's futures and locks cost as much as a small query."""
+
+    THREADS = 2
+
+    def __init__(self, path: str, timeout: float):
+        self.path, self.timeout = path, timeout
+        self.loop = asyncio.get_running_loop()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.threads = [
+            threading.Thread(target=self.serve, name="sqlite-read", daemon=True)
+            for _ in range(self.THREADS)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    async def read(self, statements: list[tuple[str, dict]], snapshot: bool) -> list[Result]:
+        future = self.loop.create_future()
+        running: list[sqlite3.Connection] = []
+        self.jobs.put((future, statements, snapshot, running))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            for connection in running:  # the deadline passed mid-query: stop it, free the thread
+                connection.interrupt()
+            raise
+
+    def serve(self) -> None:
+        connection = None
+        try:
+            while (job := self.jobs.get()) is not None:
+                future, statements, snapshot, running = job
+                try:
+                    connection = connection or self.open()
+                    answer = self.run(connection, statements, snapshot, running), None
+                except Exception as error:  # the future's owner raises it
+                    answer = None, error
+                self.loop.call_soon_threadsafe(settle, future, *answer)
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA query_only = 1")
+        return connection
+
+    @staticmethod
+    def run(connection: sqlite3.Connection, statements, snapshot: bool, running: list) -> list:
+        running.append(connection)  # for `read` to interrupt
+        try:
+            if snapshot:
+                connection.execute("BEGIN")
+            try:
+                return [result_of(connection.execute(sql, values)) for sql, values in statements]
+            finally:
+                if snapshot:
+                    connection.execute("COMMIT")
+        finally:
+            running.clear()
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(self.timeout)
+
+
+def settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if not future.done():  # else it was cancelled at its deadline
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+
+
+class MySQLReader:
+    """Reads on connections of the aiomysql pool that `databases` opened (autocommit, its URL's
+    options), taken straight from the pool: no task-bound `databases` connection in between."""
+
+    def __init__(self, database: databases.Database):
+        self.pool = database._backend._pool  # databases 0.9 keeps it there; pinned
+
+    async def read(self, statements: list[tuple[str, dict]], snapshot: bool) -> list[Result]:
+        connection = await self.pool.acquire()
+        try:
+            async with connection.cursor() as cursor:
+                if snapshot:
+                    await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                results = []
+                for sql, values in statements:
+                    await cursor.execute(pyformat(sql), values)
+                    results.append(Result(cursor.description, await cursor.fetchall()))
+                if snapshot:
+                    await cursor.execute("COMMIT")
+            return results
+        except BaseException:
+            # a cancelled or failed read may leave a reply or a transaction on the wire: drop the
+            # connection rather than hand it to the next reader (no ROLLBACK to hang on)
+            connection.close()
+            raise
+        finally:
+            self.pool.release(connection)
+
+    def close(self) -> None:
+        pass  # the pool is `databases`' to close
+
+
+class Result(typing.NamedTuple):
+    description: Any
+    rows: list[tuple]
+
+    def dicts(self) -> list[dict]:
+        names = [column[0] for column in self.description]
+        return [dict(zip(names, row)) for row in self.rows]
+
+
+def result_of(cursor: sqlite3.Cursor) -> Result:
+    rows = cursor.fetchall()
+    return Result(cursor.description, rows)
+
+
+IN_TRANSACTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "in_transaction", default=False
+)
+
+
+async def read(store: Store, sql: str, values: dict[str, Any] | None) -> Result:
+    """One statement's result: on the reader, or inside a write transaction on its connection."""
+    if store.reader is None or IN_TRANSACTION.get():
+        async with cursor_for(store, sql, values) as cursor:
+            return Result(cursor.description, list(await cursor.fetchall()))
+    [result] = await store.reader.read([(sql, values or {})], snapshot=False)
+    return result
 
 
 # ----- execution, straight to the driver ----------------------------------------------------------
@@ -278,15 +478,11 @@ async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = Non
 
 
 async def fetch_rows(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[tuple]:
-    async with cursor_for(store, sql, values) as cursor:
-        return list(await cursor.fetchall())
+    return list((await read(store, sql, values)).rows)
 
 
 async def fetch_all(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
-    async with cursor_for(store, sql, values) as cursor:
-        rows = await cursor.fetchall()
-        names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row)) for row in rows]
+    return (await read(store, sql, values)).dicts()
 
 
 async def fetch_one(store: Store, sql: str, values: dict[str, Any] | None = None) -> dict | None:
@@ -316,15 +512,40 @@ async def execute_many(store: Store, sql: str, rows: list[dict]) -> None:
 
 @contextlib.asynccontextmanager
 async def write_transaction(store: Store):
-    """A transaction that first takes the write lock; once it commits, `on_commit` runs."""
-    async with store.db.transaction():
-        # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
-        # writers across processes, before anything is read; the new data_version also tells
-        # other processes' caches that the data changed.
-        await execute(store, store.queries.bump_data_version)
-        yield
+    """A transaction that first takes the write lock; once it commits, `on_commit` runs. Reads
+    inside it run on its connection, and see what it wrote."""
+    if READS_ONLY.get():
+        raise RuntimeError(
+            "write_transaction under @db_work: a function that opens one takes @db_transaction"
+        )
+    writing = IN_TRANSACTION.set(True)
+    store.counts.writes_begin()
+    try:
+        async with store.db.transaction():
+            # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
+            # writers across processes, before anything is read; the new data_version also tells
+            # other processes' caches that the data changed.
+            await execute(store, store.queries.bump_data_version)
+            yield
+    finally:
+        store.counts.writes_end()
+        IN_TRANSACTION.reset(writing)
     for callback in store.on_commit:
         callback()
+
+
+@contextlib.asynccontextmanager
+async def read_transaction(store: Store):
+    """Several reads from one snapshot, on `databases`' connection like a write's (the reader
+    gives each statement a snapshot of its own)."""
+    if READS_ONLY.get():
+        raise RuntimeError("read_transaction under @db_work: use @db_transaction")
+    in_transaction = IN_TRANSACTION.set(True)
+    try:
+        async with store.db.transaction():
+            yield
+    finally:
+        IN_TRANSACTION.reset(in_transaction)
 
 
 # ----- countries --------------------------------------------------------------------------------------
@@ -365,14 +586,110 @@ async def select_countries(
     return await fetch_page(store, select, count, values, page)
 
 
+class PageCounts:
+    """Totals of full pages (COUNT(*) costs every matching row: 100,000 for an unfiltered list), by
+    count statement and values, kept while the data is unchanged: no write of this process has
+    begun or ended since the count, and refresh_state.data_version, read again at most every
+    RECHECK_SECONDS, has not moved (so another process's write shows within that time, as it does
+    in the response cache)."""
+
+    RECHECK_SECONDS = 0.5
+    MAX_ENTRIES = 1024
+
+    def __init__(self):
+        self.totals: dict[tuple, tuple[int, int]] = {}  # key -> (total, generation counted in)
+        self.generation = 0  # moves when a write of this process begins or ends, or data_version
+        self.writing = 0
+        self.data_version: int | None = None
+        self.checked_at = -math.inf
+        self.checking: asyncio.Future | None = None
+
+    def changed(self) -> None:
+        self.generation += 1
+        self.totals.clear()
+
+    def writes_begin(self) -> None:
+        self.writing += 1
+        self.changed()
+
+    def writes_end(self) -> None:
+        self.writing -= 1
+        self.changed()
+
+    def get(self, key: tuple) -> int | None:
+        found = self.totals.get(key)
+        if found is None or self.writing or found[1] != self.generation:
+            return None
+        return found[0]
+
+    def put(self, key: tuple, total: int, generation: int) -> None:
+        if generation == self.generation and not self.writing:
+            if len(self.totals) >= self.MAX_ENTRIES:
+                self.totals.clear()
+            self.totals[key] = (total, generation)
+
+    async def revalidate(self, store: Store) -> None:
+        if time.monotonic() - self.checked_at < self.RECHECK_SECONDS:
+            return
+        if self.checking is None:  # one look at the version at a time, however many pages wait
+            self.checking = asyncio.ensure_future(self.check_version(store))
+        await asyncio.shield(self.checking)
+
+    async def check_version(self, store: Store) -> None:
+        try:
+            started = time.monotonic()
+            async with asyncio.timeout(store.timeout):
+                version = await fetch_value(store, store.queries.select_data_version)
+            if version != self.data_version:
+                self.data_version = version
+                self.changed()
+            self.checked_at = started
+        finally:
+            self.checking = None
+
+
+def known_total(rows: list, page: dict) -> int | None:
+    """The total a page itself proves: a short page that is not empty ends the matches."""
+    if len(rows) < page["limit"] and (rows or page["offset"] == 0):
+        return page["offset"] + len(rows)
+    return None
+
+
 async def fetch_page(
     store: Store, select_sql: str, count_sql: str, values: dict, page: dict
 ) -> tuple[list[dict], int]:
-    """One page of rows and the number matching before paging, from one snapshot."""
+    """One page of rows (`page`: limit and offset) and the number matching before paging, with
+    one round trip where it can: a short page gives its own total, and a full one reuses the count
+    of the same filters while the data is unchanged (see PageCounts); otherwise the page and the
+    count come from one snapshot."""
+    counts, key = store.counts, (count_sql, *values.items())
+    if store.reader is not None and not IN_TRANSACTION.get():
+        await counts.revalidate(store)
+        generation, cached = counts.generation, counts.get(key)
+        [result] = await store.reader.read([(select_sql, {**values, **page})], snapshot=False)
+        total = known_total(result.rows, page)
+        if total is None and cached is not None and counts.generation == generation:
+            total = cached
+        if total is not None:
+            return result.dicts(), total
+    generation = counts.generation
+    result, counted = await page_and_count(store, select_sql, count_sql, values, page)
+    counts.put(key, counted, generation)
+    return result.dicts(), counted
+
+
+async def page_and_count(
+    store: Store, select_sql: str, count_sql: str, values: dict, page: dict
+) -> tuple[Result, int]:
+    """The page and the count from one snapshot."""
+    statements = [(select_sql, {**values, **page}), (count_sql, values)]
+    if store.reader is not None and not IN_TRANSACTION.get():
+        result, count = await store.reader.read(statements, snapshot=True)
+        return result, count.rows[0][0]
     async with store.db.transaction():
-        rows = await fetch_all(store, select_sql, {**values, **page})
-        total = await fetch_value(store, count_sql, values)
-    return rows, total
+        result = await read(store, *statements[0])
+        count = await read(store, *statements[1])
+    return result, count.rows[0][0]
 
 
 @db_work
@@ -436,7 +753,7 @@ async def insert_rate_snapshot(store: Store, taken_at: str, source: str, rates: 
     return True
 
 
-@db_work
+@db_transaction
 async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
     """Delete one row by id; False if it was already gone."""
     async with write_transaction(store):
@@ -465,18 +782,18 @@ async def read_rates(store: Store) -> StoredRates | None:
     )
 
 
-@db_work
+@db_transaction
 async def select_rates(store: Store) -> StoredRates | None:
     """The rates table of the last refresh and where it came from; None before the first."""
-    async with store.db.transaction():  # the table and its source from the same refresh
+    async with read_transaction(store):  # the table and its source from the same refresh
         return await read_rates(store)
 
 
-@db_work
+@db_transaction
 async def select_currencies(store: Store) -> tuple[dict, list[tuple], list[tuple]] | None:
     """From one refresh: the USD rates, (code, name, symbol) of the named currencies and
     (currency code, alpha-2 code or None) of the countries; None before the first refresh."""
-    async with store.db.transaction():
+    async with read_transaction(store):
         stored = await read_rates(store)
         names = await fetch_rows(store, store.queries.select_currency_names)
         countries = await fetch_rows(store, store.queries.select_currency_countries)
@@ -506,9 +823,9 @@ async def select_history_codes(store: Store, codes: list[str]) -> set[str]:
     """Those of `codes` that some snapshot of the history holds (a point read each)."""
     if not codes:
         return set()
-    async with store.db.connection():
-        found = [await fetch_value(store, store.queries.select_history_code, {"code": code})
-                 for code in codes]  # fmt: skip
+    # each on the reader: no `databases` connection to hold between them
+    found = [await fetch_value(store, store.queries.select_history_code, {"code": code})
+             for code in codes]  # fmt: skip
     return {code for code in found if code is not None}
 
 
@@ -540,7 +857,7 @@ async def ping(store: Store) -> None:
     await fetch_value(store, store.queries.select_one)
 
 
-@db_work
+@db_transaction
 async def claim_scheduled_refresh(store: Store, now: float, interval: float, token: str) -> bool:
     """True if this process won this interval's scheduled refresh over every other process."""
     # 5% slack, so that a process ticking a little early still claims its own next interval
@@ -570,14 +887,14 @@ async def select_user(store: Store, user_id: str) -> dict | None:
 find_user = db_work(select_user)  # select_user itself also runs inside update_user's transaction
 
 
-@db_work
+@db_transaction
 async def insert_user(store: Store, row: dict) -> None:
     with email_clash_as_409():
         async with write_transaction(store):
             await execute(store, store.queries.insert_user, user_params(row))
 
 
-@db_work
+@db_transaction
 async def update_user(store: Store, user_id: str, fields: dict, stamp: str) -> dict | None:
     """Apply `fields` to the user as it stands under the write lock; None if it is gone."""
     with email_clash_as_409():

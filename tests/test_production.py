@@ -264,7 +264,7 @@ def test_only_one_process_claims_each_scheduled_refresh(settings):
     async def claims():
         stores = [db.make_store(settings.database_url, settings.db_timeout) for _ in range(4)]
         for store in stores:
-            await store.db.connect()
+            await db.connect(store)
         try:
             first = await asyncio.gather(
                 *(
@@ -287,7 +287,7 @@ def test_only_one_process_claims_each_scheduled_refresh(settings):
             )
         finally:
             for store in stores:
-                await store.db.disconnect()
+                await db.disconnect(store)
         return first, again, later
 
     first, again, later = asyncio.run(claims())
