@@ -403,3 +403,8 @@ def test_openapi_lists_the_allowed_fields_and_the_new_parameters(client):
     assert listed["q"]["minLength"] == 1 and listed["q"]["maxLength"] == 100
     one = document["paths"]["/countries/{name}"]["get"]["parameters"]
     assert [p["name"] for p in one] == ["name", "fields"]
+
+
+def test_a_search_of_accents_alone_ignores_them_and_finds_every_country(refreshed):
+    response = refreshed.get("/countries", params={"q": "\u0301\u0308"})
+    assert len(response.json()) == 9 and response.headers["x-total-count"] == "9"
