@@ -274,6 +274,7 @@ CodeList = Annotated[
     ),
 ]
 Label = Annotated[str, msgspec.Meta(min_length=1)]
+SearchText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class ListQuery(msgspec.Struct):
@@ -281,9 +282,7 @@ class ListQuery(msgspec.Struct):
     subregion: Label | msgspec.UnsetType = msgspec.UNSET
     currency: Label | msgspec.UnsetType = msgspec.UNSET
     code: CodeList | msgspec.UnsetType = msgspec.UNSET
-    q: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | msgspec.UnsetType = (
-        msgspec.UNSET
-    )
+    q: SearchText | msgspec.UnsetType = msgspec.UNSET
     sort: SortOrder | msgspec.UnsetType = msgspec.UNSET
     limit: PageLimit | msgspec.UnsetType = msgspec.UNSET
     offset: PageOffset = 0
@@ -557,7 +556,8 @@ async def list_countries(request: Request) -> Response:
             request.app.state.store, filters, sort, limit, query.offset
         )
         names = projection(query.fields)
-        rows = [projected(row, names) for row in rows] if names is not None else rows
+        if names is not None:
+            rows = [projected(row, names) for row in rows]
         return json_response(rows, headers={"X-Total-Count": str(total)})
 
     # keyed by the query string as sent, so that a hit skips parsing and validating it again
