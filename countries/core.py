@@ -109,6 +109,8 @@ label_key = functools.lru_cache(maxsize=1024)(text_key)
 def search_key(text: str) -> str:
     """Case- and accent-insensitive key (`Réunion`, `REUNION` -> `reunion`): NFKD, case folding,
     NFKD again (folding can make letters that decompose), then the combining marks dropped."""
+    if text.isascii():
+        return text.lower()  # the same, ~10x sooner: ASCII has no marks, and folds as it lowers
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char))
 

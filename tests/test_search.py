@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import unicodedata
 
 import msgspec
 import pytest
@@ -59,6 +60,12 @@ def bundled(settings, upstream):
 )
 def test_search_key_ignores_case_and_accents(text, key):
     assert search_key(text) == key
+
+
+def test_search_key_of_ascii_is_what_the_general_rule_gives():
+    ascii_text = "".join(map(chr, range(128)))
+    decomposed = unicodedata.normalize("NFKD", ascii_text.casefold())
+    assert search_key(ascii_text) == "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def test_each_row_carries_its_search_key():
