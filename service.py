@@ -18,6 +18,7 @@ import ipaddress
 import os
 import random
 import re
+import typing
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -249,12 +250,47 @@ PageLimit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 PageOffset = Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)]
 
 
+# The fields of a country record, in its order (the Country Struct below has exactly these).
+RECORD_FIELDS = (
+    "id", "name", "alpha2_code", "alpha3_code", "capital", "region", "subregion", "population",
+    "currency_code", "exchange_rate", "estimated_gdp", "flag_url", "last_refreshed_at",
+)  # fmt: skip
+MAX_CODES = 250
+FIELD_NAME = "|".join(RECORD_FIELDS)
+# Comma-separated lists checked by a pattern, so that /openapi.json says exactly what is accepted.
+# `(?!\n)$`: Python's `$` alone also matches before a final newline, JSON Schema's does not.
+FieldList = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^(?:{FIELD_NAME})(?:,(?:{FIELD_NAME}))*(?!\n)$",
+        description="a comma-separated list of record fields: " + ", ".join(RECORD_FIELDS),
+    ),
+]
+CodeList = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=rf"^[A-Za-z]{{2,3}}(?:,[A-Za-z]{{2,3}}){{0,{MAX_CODES - 1}}}(?!\n)$",
+        description=f"a comma-separated list of 1 to {MAX_CODES} ISO alpha-2 or alpha-3 codes",
+    ),
+]
+Label = Annotated[str, msgspec.Meta(min_length=1)]
+SearchText = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
 class ListQuery(msgspec.Struct):
-    region: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
-    currency: Annotated[str, msgspec.Meta(min_length=1)] | msgspec.UnsetType = msgspec.UNSET
+    region: Label | msgspec.UnsetType = msgspec.UNSET
+    subregion: Label | msgspec.UnsetType = msgspec.UNSET
+    currency: Label | msgspec.UnsetType = msgspec.UNSET
+    code: CodeList | msgspec.UnsetType = msgspec.UNSET
+    q: SearchText | msgspec.UnsetType = msgspec.UNSET
     sort: SortOrder | msgspec.UnsetType = msgspec.UNSET
     limit: PageLimit | msgspec.UnsetType = msgspec.UNSET
     offset: PageOffset = 0
+    fields: FieldList | msgspec.UnsetType = msgspec.UNSET
+
+
+class CountryQuery(msgspec.Struct):
+    fields: FieldList | msgspec.UnsetType = msgspec.UNSET
 
 
 class UserListQuery(msgspec.Struct):
@@ -341,6 +377,18 @@ class Country(msgspec.Struct, forbid_unknown_fields=True):
     estimated_gdp: float | None
     flag_url: str | None
     last_refreshed_at: Timestamp
+
+
+# What a country read answers: a whole record, or with `fields=` exactly the fields asked for.
+CountryFields = msgspec.defstruct(
+    "CountryFields",
+    [
+        (name, hint | msgspec.UnsetType, msgspec.UNSET)
+        for name, hint in typing.get_type_hints(Country, include_extras=True).items()
+    ],
+    forbid_unknown_fields=True,
+)
+CountryFields.__doc__ = "A country record; with `fields=`, exactly the fields named, in this order."
 
 
 class Status(msgspec.Struct, forbid_unknown_fields=True):
@@ -479,7 +527,19 @@ async def refresh_countries(request: Request) -> Response:
     return json_response(result, headers={"Server-Timing": server_timing})
 
 
-LIST_FILTERS = ("region", "currency")
+LIST_FILTERS = ("region", "subregion", "currency", "code", "q")
+
+
+def projection(fields: str | msgspec.UnsetType) -> tuple[str, ...] | None:
+    """The record fields `fields=` asks for, in the record's order; None: all of them."""
+    if fields is msgspec.UNSET:
+        return None
+    wanted = set(fields.split(","))
+    return tuple(name for name in RECORD_FIELDS if name in wanted)
+
+
+def projected(row: dict, names: tuple[str, ...] | None) -> dict:
+    return row if names is None else {name: row[name] for name in names}
 
 
 async def list_countries(request: Request) -> Response:
@@ -495,6 +555,9 @@ async def list_countries(request: Request) -> Response:
         rows, total = await db.select_countries(
             request.app.state.store, filters, sort, limit, query.offset
         )
+        names = projection(query.fields)
+        if names is not None:
+            rows = [projected(row, names) for row in rows]
         return json_response(rows, headers={"X-Total-Count": str(total)})
 
     # keyed by the query string as sent, so that a hit skips parsing and validating it again
@@ -507,10 +570,12 @@ async def get_country(request: Request) -> Response:
     async def answer() -> Response:
         country = await db.select_country(request.app.state.store, name)
         if country is None:
-            raise ApiError(404, "Country not found")
-        return json_response(country)
+            raise ApiError(404, "Country not found")  # before a bad `fields`: 404 comes before 400
+        query = convert_or_400(query_values(request), CountryQuery, strict=False)
+        return json_response(projected(country, projection(query.fields)))
 
-    return await cached(request, ("country", text_key(name)), answer)
+    # the lookup (name, else code) depends on the folded name alone, so that is the key
+    return await cached(request, ("country", text_key(name), request.scope["query_string"]), answer)
 
 
 async def delete_country(request: Request) -> Response:
@@ -797,12 +862,13 @@ ROUTE_TABLE = [
         "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
         media_type="image/png", cached=True)),
     Endpoint("/countries", "GET", list_countries, Operation(
-        "Countries, filtered, sorted and paged", (200, list[Country]), (400, 503), query=ListQuery,
+        "Countries, filtered, sorted and paged", (200, list[CountryFields]), (400, 503), query=ListQuery,
         headers=("X-Total-Count",), cached=True)),
     Endpoint(COUNTRY, "GET", get_country, Operation(
-        "One country by name, case-insensitively", (200, Country), (404, 503), cached=True)),
+        "One country by name, else by ISO alpha-2 or alpha-3 code, case-insensitively", (200, CountryFields),
+        (400, 404, 503), query=CountryQuery, cached=True)),
     Endpoint(COUNTRY, "DELETE", delete_country, Operation(
-        "Delete one country by name", (200, Message), (404, 408, 413, 503))),
+        "Delete one country by name, else by ISO code", (200, Message), (404, 408, 413, 503))),
     Endpoint("/currencies", "GET", list_currencies, Operation(
         "Every currency in the stored rates or used by a country, with its rate against USD",
         (200, list[Currency]), (404, 503), cached=True)),

@@ -37,6 +37,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(BENCH))
 
+import lookups  # noqa: E402
 import misses  # noqa: E402
 
 from stub_upstream import StubUpstream  # noqa: E402
@@ -583,7 +584,7 @@ def bench_database(
     kind: str, args, stub: StubUpstream, base: list[dict], workdir: Path, report: tuple[list, list]
 ) -> dict:
     problems, _ = report
-    results = {"refresh": [], "reads": [], "misses": []}
+    results = {"refresh": [], "reads": [], "misses": [], "lookup_misses": []}
     for n in args.sizes:
         tag = f"{kind}-{n}"
         stub.routes["/countries"] = (200, countries_body(base, n))
@@ -617,7 +618,7 @@ def bench_database(
             )
             results["refresh"].append(refresh)
             routes = (
-                (RATES_ROUTES if args.rates_only else READ_ROUTES)
+                (RATES_ROUTES if args.rates_only else READ_ROUTES + lookups.SEARCH_ROUTES)
                 if n == args.sizes[0]
                 else SCALE_ROUTES
                 if n == args.sizes[-1] and args.scale_reads
@@ -630,6 +631,9 @@ def bench_database(
                 lists = misses.choices(json.loads(stub.routes["/countries"][1]))
                 for row in measure_misses(base_url, lists, n, args, workdir, tag, report):
                     results["misses"].append({**row, "rows": refresh["rows"]})
+            if n == args.sizes[-1] and not args.rates_only:
+                for row in lookups.measure_misses(base_url, base, n, args, workdir, tag, problems):
+                    results["lookup_misses"].append({**row, "rows": refresh["rows"]})
         except (Failure, OSError) as failure:  # OSError: the server stopped answering
             if proc.poll() is not None:
                 failure = (
@@ -828,6 +832,7 @@ def write_report(
             )
     lines += history_report(results, args)
     lines += misses_section(results)
+    lines += lookups.report_lines(results)
     if notes or problems:
         lines += (
             ["", "## Notes", ""]
@@ -977,6 +982,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     base, rates, data_source = load_data(args.data)
+    base = lookups.with_codes(base, args.data)
     notes, problems, results = [], [], {}
     mariadb = None if args.skip_mysql else mysql_version(args.mysql_url)
     if not args.skip_mysql and mariadb is None:

@@ -24,7 +24,14 @@ import databases
 import msgspec
 import pymysql
 
-from countries.core import MAX_SHORT_TEXT, StoredRates, changes_user, text_key, user_params
+from countries.core import (
+    MAX_SHORT_TEXT,
+    StoredRates,
+    changes_user,
+    search_key,
+    text_key,
+    user_params,
+)
 from countries.errors import ApiError, StartupError, shown_setting
 
 HERE = Path(__file__).resolve().parent.parent
@@ -146,7 +153,8 @@ QUERY_NAMES = frozenset({
     "bump_data_version", "claim_scheduled_refresh", "count_countries", "count_country_by_id",
     "count_user_by_id", "count_users", "delete_country_by_id", "delete_currencies", "delete_rates",
     "delete_user_by_id", "insert_currency", "insert_rate", "insert_rate_history", "insert_rate_snapshot",
-    "insert_user", "select_countries", "select_country_by_key", "select_country_ids",
+    "insert_user", "select_countries", "select_country_by_alpha2", "select_country_by_alpha3",
+    "select_country_by_key", "select_country_ids",
     "select_data_version", "select_newest_snapshot_time", "select_one", "select_schedule_claim",
     "select_status", "select_summary_image", "select_top_countries", "select_user_by_id",
     "select_users", "update_refresh_state", "update_user", "upsert_countries",
@@ -550,20 +558,27 @@ async def read_transaction(store: Store):
 
 # ----- countries --------------------------------------------------------------------------------------
 
-# A list's optional filters: fixed clauses, chosen by name and joined by AND.
+# A list's optional filters: fixed clauses, chosen by name and joined by AND. `{codes}` becomes one
+# placeholder per code asked for (:code_0, :code_1, ...): the text depends on their number only.
 COUNTRY_FILTERS = {
     "region": "region_key = :region",
+    "subregion": "subregion_key = :subregion",
     "currency": "currency_key = :currency",
+    # a two-letter code never equals an alpha3_code, nor a three-letter one an alpha2_code
+    "code": "(alpha2_code IN ({codes}) OR alpha3_code IN ({codes}))",
+    # INSTR, not LIKE: `%`, `_` and `\` in a search are plain characters, with nothing to escape
+    "q": "INSTR(search_key, :q) > 0",
 }
 COUNTRY_ORDERS = {
     None: "id",
-    # each matches an index (migration 0004); name_key is unique, so names need no tie-break
+    # each matches an index (migrations 0004 and 0007)
     "gdp_desc": "gdp_missing, estimated_gdp DESC, id",
     "gdp_asc": "gdp_missing, estimated_gdp, id",
     "population_desc": "population DESC, id",
     "population_asc": "population, id",
-    "name_asc": "name_key",
-    "name_desc": "name_key DESC",
+    # ignoring case and accents first (Åland between Afghanistan and Albania), then the spelling
+    "name_asc": "search_key, name, id",
+    "name_desc": "search_key DESC, name DESC, id DESC",
 }
 NO_LIMIT = 2**62
 
@@ -572,14 +587,29 @@ def where(clauses: list[str]) -> str:
     return "WHERE " + " AND ".join(clauses) if clauses else ""
 
 
+def filter_clause(name: str, value: str) -> tuple[str, dict[str, str]]:
+    """The clause of COUNTRY_FILTERS called `name` and its parameters for `value` as sent."""
+    if name == "code":
+        codes = sorted({code.upper() for code in value.split(",")})
+        params = {f"code_{index}": code for index, code in enumerate(codes)}
+        placeholders = ", ".join(f":{param}" for param in params)
+        return COUNTRY_FILTERS[name].format(codes=placeholders), params
+    key = search_key(value) if name == "q" else text_key(value)
+    return COUNTRY_FILTERS[name], {name: key}
+
+
 @db_work
 async def select_countries(
     store: Store, filters: dict[str, str], sort: str | None, limit: int | None, offset: int
 ) -> tuple[list[dict], int]:
     """One page of countries and the number matching before paging, from one snapshot.
     `filters` maps names of COUNTRY_FILTERS to the values asked for."""
-    conditions = where([COUNTRY_FILTERS[name] for name in filters])
-    values = {name: text_key(value) for name, value in filters.items()}
+    clauses, values = [], {}
+    for name, value in filters.items():
+        clause, params = filter_clause(name, value)
+        clauses.append(clause)
+        values.update(params)
+    conditions = where(clauses)
     page = {"limit": NO_LIMIT if limit is None else limit, "offset": offset}
     select = store.queries.select_countries.format(filters=conditions, order=COUNTRY_ORDERS[sort])
     count = store.queries.count_countries.format(filters=conditions)
@@ -692,12 +722,24 @@ async def page_and_count(
     return result, count.rows[0][0]
 
 
+ISO_CODE_KEY = re.compile(r"[a-z]{2,3}")
+
+
 @db_work
 async def select_country(store: Store, name: str) -> dict | None:
+    """The country named `name`, else the one whose alpha-2 or alpha-3 code it is: a name always
+    wins. Decided on the folded key alone, so answers may be cached by it."""
     key = text_key(name)
     if len(key) > 3 * MAX_SHORT_TEXT:
         return None  # longer than any stored key
-    return await fetch_one(store, store.queries.select_country_by_key, {"name_key": key})
+    country = await fetch_one(store, store.queries.select_country_by_key, {"name_key": key})
+    if country is None and ISO_CODE_KEY.fullmatch(key):
+        queries = store.queries
+        by_code = (
+            queries.select_country_by_alpha2 if len(key) == 2 else queries.select_country_by_alpha3
+        )
+        country = await fetch_one(store, by_code, {"code": key.upper()})
+    return country
 
 
 async def select_country_ids(store: Store) -> dict[str, int]:

@@ -1,0 +1,1 @@
+ALTER TABLE countries DROP INDEX countries_search_key, DROP COLUMN search_key;

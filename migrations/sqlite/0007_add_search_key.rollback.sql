@@ -1,0 +1,2 @@
+DROP INDEX countries_search_key;
+ALTER TABLE countries DROP COLUMN search_key;

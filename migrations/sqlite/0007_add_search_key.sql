@@ -1,0 +1,7 @@
+-- search_key: the name NFKD-decomposed, combining marks dropped and case-folded, computed by the
+-- service at each refresh. `?q=` searches it (ignoring case and accents) and the name sorts order
+-- by it, then by the exact spelling: the index holds that order. Rows stored before this
+-- migration get LOWER(name) until the next refresh rewrites them.
+ALTER TABLE countries ADD COLUMN search_key TEXT NOT NULL DEFAULT '';
+UPDATE countries SET search_key = LOWER(name);
+CREATE INDEX countries_search_key ON countries (search_key, name, id);

@@ -1,0 +1,8 @@
+-- One country by its ISO alpha-2 code (stored upper case); the lowest id if several share it.
+-- Params: :code.
+SELECT id, name, alpha2_code, alpha3_code, capital, region, subregion, population, currency_code,
+       exchange_rate, estimated_gdp, flag_url, last_refreshed_at
+FROM countries
+WHERE alpha2_code = :code
+ORDER BY id
+LIMIT 1
