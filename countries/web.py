@@ -14,11 +14,11 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import re
 import sys
 import time
 import typing
-import uuid
 import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple
@@ -831,7 +831,15 @@ def request_id(scope: dict) -> bytes:
             if SANE_REQUEST_ID.fullmatch(value):
                 return value
             break
-    return uuid.uuid4().hex.encode()
+    return new_request_id()
+
+
+def new_request_id() -> bytes:
+    """A uuid4 as 32 hex digits; uuid.uuid4().hex takes 2 us, a tenth of a cached answer's time."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex().encode()
 
 
 def client_address(scope: dict) -> str:

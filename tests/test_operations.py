@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ from conftest import (
     clean_environment,
     dump_database,
     execute,
+    free_port,
     make_client,
     query_rows,
     running_server,
@@ -300,6 +302,7 @@ def test_a_sane_request_id_is_echoed_and_logged(client, sent):
 def test_any_other_request_id_is_replaced_by_a_new_one(client, sent):
     response = client.get("/status", headers={"X-Request-ID": sent.encode()})
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    assert uuid.UUID(response.headers["x-request-id"]).version == 4
 
 
 def test_every_answer_carries_its_own_request_id(client):
@@ -454,3 +457,30 @@ def test_two_workers_serve_one_port_see_each_others_writes_and_stop_on_sigterm(
         assert time.monotonic() - started < 10
         assert not [pid for pid in workers if os.path.exists(f"/proc/{pid}")]
     assert "Traceback" not in log_path.read_text()
+
+
+def test_uvicorn_loads_the_app_through_the_zero_argument_factory(database_url, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--factory", "service:app_factory"]
+    options = ["--app-dir", str(REPO), "--host", "127.0.0.1", "--port", str(port)]
+    with open(tmp_path / "uvicorn.log", "wb") as log:
+        process = subprocess.Popen(
+            command + options,
+            cwd=tmp_path,
+            env=clean_environment({"DATABASE_URL": database_url}),
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        deadline, answer = time.monotonic() + 30, None
+        while answer is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/status", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None, (tmp_path / "uvicorn.log").read_text()
+        assert answer.json() == {"total_countries": 0, "last_refreshed_at": None}
+        assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
