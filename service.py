@@ -865,9 +865,7 @@ async def readyz(request: Request) -> Response:
 async def get_metrics(request: Request) -> Response:
     state = request.app.state
     status = await db.select_status(state.store)
-    text = state.metrics.exposition(
-        status["total_countries"], status["last_refreshed_at"], state.clock()
-    )
+    text = state.metrics.exposition(status, state.clock())
     return Response(text, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 

@@ -86,28 +86,34 @@ class Metrics:
     def upstream_attempt(self, source: str, outcome: str) -> None:
         self.upstream_attempts.labels(source, outcome).inc()
 
-    def exposition(self, countries: int, last_refreshed_at: str | None, now: dt.datetime) -> bytes:
-        """The text for /metrics: the counts (of every worker, in multiprocess mode) and the gauges."""
+    def exposition(self, status: dict, now: dt.datetime) -> bytes:
+        """The text for /metrics: the counts (of every worker, in multiprocess mode) and the gauges
+        from `status` (what /status answers)."""
         folder = os.environ.get(MULTIPROCESS_FOLDER)
         source = MultiProcessCollector(None, folder) if folder else self.registry
-        return generate_latest(
-            Collected([*source.collect(), *gauges(countries, last_refreshed_at, now)])
-        )
+        return generate_latest(Collected([*source.collect(), *gauges(status, now)]))
 
 
-def gauges(countries: int, last_refreshed_at: str | None, now: dt.datetime) -> list[Metric]:
-    stored = GaugeMetricFamily("countries_stored", "Countries in the database", value=countries)
-    if last_refreshed_at is None:
-        return [stored]
-    age = (now - dt.datetime.fromisoformat(last_refreshed_at)).total_seconds()
-    return [
-        stored,
-        GaugeMetricFamily(
-            "countries_last_refresh_age_seconds",
-            "Seconds since the last successful refresh (by any process)",
-            value=max(0.0, age),
-        ),
-    ]
+AGES = {
+    "countries_rates_age_seconds": (
+        "rates_updated_at", "Seconds since the provider's time of the stored rates",
+    ),
+    "countries_last_refresh_age_seconds": (
+        "last_refreshed_at", "Seconds since the last successful refresh (by any process)",
+    ),
+}  # fmt: skip
+
+
+def gauges(status: dict, now: dt.datetime) -> list[Metric]:
+    """The countries stored, and the ages of the rates and of the last refresh (absent before the
+    first refresh)."""
+    found = [GaugeMetricFamily("countries_stored", "Countries in the database",
+                               value=status["total_countries"])]  # fmt: skip
+    for name, (field, text) in AGES.items():
+        if status.get(field) is not None:
+            age = (now - dt.datetime.fromisoformat(status[field])).total_seconds()
+            found.append(GaugeMetricFamily(name, text, value=max(0.0, age)))
+    return found
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from conftest import (
 )
 
 TOKEN = "s3cret-token"
+NOON = dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -244,25 +245,25 @@ def test_upstream_timeouts_and_connection_errors_are_counted_apart(client, upstr
     )
 
 
-def test_metrics_gauges_report_the_countries_and_the_age_of_the_last_refresh(refreshed):
+def test_metrics_gauges_report_the_countries_and_the_ages_of_rates_and_refresh(refreshed):
     samples = scrape(refreshed)
-    assert "countries_last_refresh_age_seconds" in {name for name, _ in samples}
     assert sample(samples, "countries_stored") == 9
-    stamp = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=100)
-    refreshed.app.state.clock = lambda: stamp + dt.timedelta(seconds=250)
     execute(
         refreshed.app.state.settings.database_url,
-        "UPDATE refresh_state SET last_refreshed_at = ?",
-        (stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),),
+        "UPDATE refresh_state SET last_refreshed_at = ?, rates_updated_at = ?",
+        ("2026-05-01T12:00:00Z", "2026-05-01T00:02:31Z"),
     )
-    age = sample(scrape(refreshed), "countries_last_refresh_age_seconds")
-    assert 250 <= age < 251
+    refreshed.app.state.clock = lambda: NOON + dt.timedelta(seconds=250)
+    samples = scrape(refreshed)
+    assert sample(samples, "countries_last_refresh_age_seconds") == 250
+    assert sample(samples, "countries_rates_age_seconds") == 12 * 3600 - 151 + 250
 
 
-def test_before_the_first_refresh_there_is_no_refresh_age(client):
+def test_before_the_first_refresh_there_are_no_ages(client):
     samples = scrape(client)
     assert sample(samples, "countries_stored") == 0
-    assert "countries_last_refresh_age_seconds" not in {name for name, _ in samples}
+    names = {name for name, _ in samples}
+    assert not names & {"countries_last_refresh_age_seconds", "countries_rates_age_seconds"}
 
 
 def test_metrics_need_the_admin_token_when_one_is_set(settings, upstream):
@@ -340,8 +341,6 @@ def test_forwarded_address_is_logged_only_from_a_trusted_proxy(database_url, tmp
 
 
 # ----- REFRESH_MIN_INTERVAL ------------------------------------------------------------------------
-
-NOON = dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -479,7 +478,7 @@ def test_uvicorn_loads_the_app_through_the_zero_argument_factory(database_url, t
             except httpx.TransportError:
                 time.sleep(0.1)
         assert answer is not None, (tmp_path / "uvicorn.log").read_text()
-        assert answer.json() == {"total_countries": 0, "last_refreshed_at": None}
+        assert answer.json()["total_countries"] == 0
         assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["x-request-id"])
     finally:
         process.send_signal(signal.SIGTERM)
