@@ -483,3 +483,13 @@ def test_uvicorn_loads_the_app_through_the_zero_argument_factory(database_url, t
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(15)
+
+
+def test_openapi_documents_metrics_and_the_429_of_refresh(client):
+    document = client.get("/openapi.json").json()
+    metrics_ok = document["paths"]["/metrics"]["get"]["responses"]["200"]
+    assert list(metrics_ok["content"]) == ["text/plain"]
+    too_many = document["paths"]["/countries/refresh"]["post"]["responses"]["429"]
+    assert (
+        "Retry-After" in too_many["headers"] and "REFRESH_MIN_INTERVAL" in too_many["description"]
+    )
