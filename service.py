@@ -1002,6 +1002,7 @@ async def lifespan(app: Starlette):
         await state.http.aclose()
         await db.disconnect(state.store)
         state.access_log.flush()
+        state.metrics.flush()
 
 
 def create_app(settings: Settings) -> Starlette:

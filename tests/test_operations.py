@@ -442,6 +442,7 @@ def test_two_workers_serve_one_port_see_each_others_writes_and_stop_on_sigterm(
         time.sleep(0.6)  # the documented bound: the version is read at most every 0.5 s
         statuses = {fresh_connection_get(f"{url}/countries/Nigeria").status_code for _ in range(20)}
         assert statuses == {404}
+        time.sleep(0.6)  # the other worker adds its tallies to the shared files every 0.5 s
         samples = scrape(httpx.Client(base_url=url))
         # the counts of both workers, summed from the multiprocess files
         nigeria = sum(
