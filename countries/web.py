@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import logging
 import math
-import os
+import random
 import re
 import sys
 import time
@@ -834,12 +834,15 @@ def request_id(scope: dict) -> bytes:
     return new_request_id()
 
 
+# a uuid4's fixed bits: the version nibble (4) and the RFC 4122 variant (10)
+UUID4_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+UUID4_BITS = (0x4 << 76) | (0x2 << 62)
+
+
 def new_request_id() -> bytes:
-    """A uuid4 as 32 hex digits; uuid.uuid4().hex takes 2 us, a tenth of a cached answer's time."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    return raw.hex().encode()
+    """A uuid4 as 32 hex digits, from `random` (reseeded in every forked child): uuid.uuid4().hex
+    and os.urandom are a system call each, 2 us and 0.7 us of a cached answer's ~14 us."""
+    return b"%032x" % ((random.getrandbits(128) & UUID4_MASK) | UUID4_BITS)
 
 
 def client_address(scope: dict) -> str:
