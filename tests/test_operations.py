@@ -32,6 +32,7 @@ from conftest import (
     running_server,
     stub_env,
 )
+from countries.errors import StartupError
 
 TOKEN = "s3cret-token"
 NOON = dt.datetime(2026, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -116,7 +117,7 @@ def test_refresh_command_holds_the_token_and_is_never_rate_limited(stub, databas
 
 @pytest.mark.parametrize("value", ["0.01", "30", "59.9"])
 def test_a_refresh_interval_under_60_seconds_is_refused_at_start_up(value):
-    with pytest.raises(SystemExit, match="REFRESH_INTERVAL"):
+    with pytest.raises(StartupError, match="REFRESH_INTERVAL.*must be 0 .off. or at least 60"):
         service.load_settings({"REFRESH_INTERVAL": value}, env_file=None)
 
 
@@ -128,7 +129,7 @@ def test_a_refresh_interval_of_0_or_at_least_60_is_accepted(value, expected):
 
 @pytest.mark.parametrize("value", ["0", "65", "two", "-1"])
 def test_workers_outside_1_to_64_are_refused_at_start_up(value):
-    with pytest.raises(SystemExit, match="workers"):
+    with pytest.raises(StartupError, match="WORKERS"):
         service.load_settings({"WORKERS": value}, env_file=None)
 
 
