@@ -10,14 +10,17 @@ route table, and the app. The rooms it calls on are in `countries/`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import datetime as dt
 import difflib
 import ipaddress
+import math
 import os
 import random
 import re
+import sys
 import typing
 import urllib.parse
 import uuid
@@ -39,7 +42,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, db, openapi, refresh, web
+from countries import VERSION, db, metrics, openapi, refresh, web
 from countries.core import (
     ATTRIBUTIONS,
     CURRENCY_CODE,
@@ -90,6 +93,8 @@ URL = Annotated[str, msgspec.Meta(min_length=1)]
 # empty (no CORS), `*`, or comma-separated origins: `https://app.example, http://localhost:3000`
 _ORIGIN = r"\s*(?:\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s,/]+/?)\s*"
 CORS_ORIGINS_PATTERN = rf"^(?:\s*|{_ORIGIN}(?:,{_ORIGIN})*)$"
+MIN_REFRESH_INTERVAL = 60
+MAX_WORKERS = 64
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -103,6 +108,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     exchange_api_url: URL | None = None
     http_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    refresh_min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     admin_token: str | None = None
     summary_image_path: str = "cache/summary.png"
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024
@@ -116,6 +122,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         pattern=CORS_ORIGINS_PATTERN,
         description="empty, *, or comma-separated origins such as https://app.example, http://localhost:3000",
     )] = ""  # fmt: skip
+    workers: Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)] = 1
+    forwarded_allow_ips: str | None = None
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}
@@ -162,7 +170,10 @@ def setting_fields(raw: dict[str, str]) -> dict[str, Any]:
             continue
         if field in ("log_level", "log_format"):
             value = value.lower()
-        if field in ("admin_token", "countries_api_key", "countries_source") and value == "":
+        if (
+            field in ("admin_token", "countries_api_key", "countries_source", "forwarded_allow_ips")
+            and value == ""
+        ):
             continue  # the contract: ADMIN_TOKEN="" means unset, and so for the others
         values[field] = value
     return values
@@ -190,6 +201,9 @@ def load_settings(
     raw, file_values = setting_values(environ, env_file)
     values = setting_fields(raw)
     settings, invalid = web.convert_reporting_all(values, Settings, strict=False)
+    if "refresh_interval" in values and below_refresh_floor(values["refresh_interval"]):
+        # 0.01 was accepted once: 68 refreshes in 5 s, each fetching both upstreams
+        invalid["refresh_interval"] = f"must be 0 (off) or at least {MIN_REFRESH_INTERVAL} seconds"
     if "host" in values and not is_host(values["host"]):
         invalid["host"] = "must be an IP address or a host name"
     for field in UPSTREAM_URL_SETTINGS:
@@ -205,6 +219,14 @@ def load_settings(
     if problems:
         raise StartupError("; ".join(problems))
     return settings
+
+
+def below_refresh_floor(value: Any) -> bool:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return False  # not a number: the conversion says so
+    return 0 < seconds < MIN_REFRESH_INTERVAL
 
 
 def logging_settings(
@@ -521,10 +543,30 @@ class RatesHistory(msgspec.Struct, forbid_unknown_fields=True):
 
 async def refresh_countries(request: Request) -> Response:
     await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
+    await refuse_early_refresh(request)
     counts, timings = await refresh.shared_refresh(request.app.state)
     server_timing = ", ".join(f"{phase};dur={ms:.1f}" for phase, ms in timings.items())
     result = RefreshResult(message="Countries refreshed successfully", **counts._asdict())
     return json_response(result, headers={"Server-Timing": server_timing})
+
+
+async def refuse_early_refresh(request: Request) -> None:
+    """REFRESH_MIN_INTERVAL: without the admin token, 429 until that long after the last successful
+    refresh by any process (its time is in the database)."""
+    state = request.app.state
+    settings: Settings = state.settings
+    token = (settings.admin_token or "").encode()
+    if settings.refresh_min_interval <= 0 or web.bearer_matches(
+        request.headers.get("authorization", "").encode("latin-1"), token
+    ):
+        return
+    last = (await db.select_status(state.store))["last_refreshed_at"]
+    if last is None:
+        return
+    since = (state.clock() - dt.datetime.fromisoformat(last)).total_seconds()
+    wait = settings.refresh_min_interval - since
+    if wait > 0:
+        raise ApiError(429, "Too many requests", headers={"Retry-After": str(math.ceil(wait))})
 
 
 LIST_FILTERS = ("region", "subregion", "currency", "code", "q")
@@ -824,6 +866,13 @@ async def readyz(request: Request) -> Response:
     return json_response(Health(status="ok"))
 
 
+async def get_metrics(request: Request) -> Response:
+    state = request.app.state
+    status = await db.select_status(state.store)
+    text = state.metrics.exposition(status, state.clock())
+    return Response(text, headers={"Content-Type": metrics.CONTENT_TYPE})
+
+
 async def openapi_json(request: Request) -> Response:
     return Response(request.app.state.openapi, media_type="application/json")
 
@@ -857,7 +906,8 @@ WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
 
 ROUTE_TABLE = [
     Endpoint("/countries/refresh", "POST", refresh_countries, Operation(
-        "Refetch both upstreams, recompute every estimate, redraw the image", (200, RefreshResult), (408, 413, 503))),
+        "Refetch both upstreams, recompute every estimate, redraw the image", (200, RefreshResult),
+        (408, 413, 429, 503))),
     Endpoint("/countries/image", "GET", get_image, Operation(
         "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
         media_type="image/png", cached=True)),
@@ -896,6 +946,9 @@ ROUTE_TABLE = [
     Endpoint("/", "GET", index, Operation("What this service is, and its routes", (200, Index))),
     Endpoint("/healthz", "GET", healthz, Operation("200 while the process runs", (200, Health))),
     Endpoint("/readyz", "GET", readyz, Operation("200 while the database answers", (200, Health), (503,))),
+    Endpoint("/metrics", "GET", get_metrics, Operation(
+        "Prometheus metrics: requests, refreshes, upstream attempts, cache, countries", (200, None), (503,),
+        media_type="text/plain")),
     Endpoint("/openapi.json", "GET", openapi_json, Operation("This document", (200, dict))),
     Endpoint("/docs", "GET", docs_page, Operation("Swagger UI for this document", (200, None), media_type="text/html")),
 ]  # fmt: skip
@@ -915,8 +968,9 @@ routes = [
 
 
 def is_protected(method: str, path: str) -> bool:
-    """What ADMIN_TOKEN guards: refresh, DELETE, and every /users route (emails are personal data)."""
-    if path == "/users" or path.startswith("/users/"):
+    """What ADMIN_TOKEN guards: refresh, DELETE, /metrics, and every /users route (emails are
+    personal data)."""
+    if path in ("/users", "/metrics") or path.startswith("/users/"):
         return True
     if method == "DELETE" and path.startswith("/countries/"):
         return True
@@ -941,7 +995,7 @@ async def lifespan(app: Starlette):
     )
     state.refresh_task = None
     schedule = None
-    if state.settings.refresh_interval > 0:
+    if state.refresh_interval > 0:
         schedule = asyncio.create_task(refresh.refresh_on_schedule(state))
     try:
         yield
@@ -952,17 +1006,19 @@ async def lifespan(app: Starlette):
         await state.http.aclose()
         await db.disconnect(state.store)
         state.access_log.flush()
+        state.metrics.flush()
 
 
 def create_app(settings: Settings) -> Starlette:
     access_log = web.AccessLog(settings)
     web.quiet_http_client_logs()
     origins = web.parse_origins(settings.cors_origins)
+    app_metrics = metrics.Metrics()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[
-            Middleware(web.log_requests, access_log=access_log),
+            Middleware(web.log_requests, access_log=access_log, metrics=app_metrics, routes=routes),
             *([Middleware(web.allow_cors, origins=origins)] if origins else []),
             Middleware(web.compress_answers),
             Middleware(
@@ -984,6 +1040,8 @@ def create_app(settings: Settings) -> Starlette:
     state.cache = web.ResponseCache()
     state.store.on_commit.append(state.cache.forget)
     state.access_log = access_log
+    state.metrics = app_metrics
+    state.refresh_interval = settings.refresh_interval
     # what tests pin: the clock, the random source (GDP draws, retry jitter) and the backoff
     state.clock = utc_now
     state.random = random.Random()
@@ -995,23 +1053,99 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-def main() -> None:
+def app_factory() -> Starlette:
+    """The app from the settings, with no arguments: what each of WORKERS processes builds, and what
+    `uvicorn --factory service:app_factory` or gunicorn (`'service:app_factory()'`) load. Apply
+    the migrations first (`python service.py migrate`): this does not."""
+    web.configure_logging(logging_settings())
+    with web.startup_failures_reported():
+        settings = load_settings()
+        web.configure_logging(settings)
+        return create_app(settings)
+
+
+def serve(settings: Settings, app: Starlette) -> None:
     import uvicorn
 
+    options = dict(
+        host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
+        access_log=False, server_header=False,
+        # unset: no proxy is trusted (uvicorn's own default would trust 127.0.0.1)
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
+        # SIGTERM: requests get this long to finish, then the lifespan ends a refresh in flight,
+        # so the process is gone within 10 s
+        timeout_graceful_shutdown=5,
+    )  # fmt: skip
+    if settings.workers == 1:
+        uvicorn.run(app, **options)
+        return
+    # uvicorn's own supervisor: no other server to install, the same options as one process, and
+    # it restarts a worker that dies; each worker builds the app with app_factory
+    with metrics.multiprocess_folder():
+        uvicorn.run(
+            "service:app_factory", factory=True, workers=settings.workers,
+            app_dir=str(Path(__file__).resolve().parent), **options,
+        )  # fmt: skip
+
+
+async def refresh_once(settings: Settings) -> tuple[int, bytes]:
+    """One refresh as POST /countries/refresh answers it (lifespan, middleware, handler), with the
+    admin token: the operator's own command is never rate-limited."""
+    app = create_app(msgspec.structs.replace(settings, refresh_min_interval=0.0))
+    app.state.refresh_interval = 0  # one refresh: the schedule is the server's business
+    headers = {"Authorization": f"Bearer {settings.admin_token}"} if settings.admin_token else {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cli") as client:
+            response = await client.post("/countries/refresh", headers=headers)
+    return response.status_code, response.content
+
+
+COMMANDS = {
+    "serve": "apply pending migrations, then serve on HOST:PORT with WORKERS processes (the default)",
+    "migrate": "apply pending migrations, then exit",
+    "refresh": "apply pending migrations, run one refresh and print its JSON answer;\n"
+    "           exit 0, or 1 with the error envelope (for cron or a systemd timer)",
+}
+
+
+def settings_help() -> str:
+    defaults = Settings()
+    lines = ["settings, from the environment or .env (the environment wins):"]
+    for env_name, field in SETTING_NAMES.items():
+        value = getattr(defaults, field)
+        lines.append(f"  {env_name:<22} default: {'unset' if value is None else value}")
+    return "\n".join(lines)
+
+
+def command_line() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  {name:<9}{text}" for name, text in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="service.py", epilog=settings_help(),
+        description=f"{__doc__.strip().split(chr(10))[0]}\n\ncommands:\n{commands}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=COMMANDS, help="serve if left out"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    command = command_line().parse_args(argv).command
     web.configure_logging(logging_settings())  # so that even a bad setting is logged as asked
     with web.startup_failures_reported():
         settings = load_settings()
         web.configure_logging(settings)
         db.apply_migrations(settings.database_url)
-        app = create_app(settings)
-    uvicorn.run(
-        app, host=settings.host, port=settings.port,
-        log_level=settings.log_level, log_config=None, access_log=False,
-        proxy_headers=False, server_header=False,
-        # SIGTERM: requests get this long to finish, then the lifespan ends a refresh in flight,
-        # so the process is gone within 10 s
-        timeout_graceful_shutdown=5,
-    )  # fmt: skip
+        app = create_app(settings)  # it also checks the settings only the app reads (the sources)
+    if command == "serve":
+        serve(settings, app)
+    elif command == "refresh":
+        status, body = asyncio.run(refresh_once(settings))
+        print(body.decode())
+        sys.exit(0 if status == 200 else 1)
 
 
 if __name__ == "__main__":

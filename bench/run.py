@@ -98,7 +98,12 @@ SERVICE_SETTINGS = (
     "PORT",
     "LOG_LEVEL",
     "DB_TIMEOUT",
+    "WORKERS",
+    "REFRESH_MIN_INTERVAL",
+    "FORWARDED_ALLOW_IPS",
 )
+# cached reads, for --compare-workers
+WORKER_ROUTES = ["/countries/Nigeria", "/status", "/countries?region=Africa&sort=gdp_desc"]
 PACKAGES = (
     "starlette",
     "uvicorn",
@@ -718,6 +723,75 @@ def bench_history(
         stop(proc)
 
 
+# ----- 1 worker against 2 -----------------------------------------------------------------------
+
+
+def compare_workers(args, stub: StubUpstream, base: list[dict], workdir: Path, problems: list[str]):
+    """WORKERS=1 and WORKERS=2 side by side on one SQLite file, route by route, each wrk run of
+    one right after the other's, so that both see the same machine."""
+    stub.routes["/countries"] = (200, countries_body(base, 250))
+    database_url = fresh_database("sqlite", args.mysql_url, workdir, "workers")
+    servers = {}
+    rows = []
+    try:
+        for workers in (1, 2):
+            port = free_port()
+            env = {
+                **service_env(database_url, stub, workdir, "workers", port),
+                "WORKERS": str(workers),
+            }
+            log_path = workdir / f"service-workers-{workers}.log"
+            proc = start([sys.executable, str(REPO / "service.py")], env, log_path, workdir)
+            servers[workers] = (f"http://127.0.0.1:{port}", proc)
+            wait_ready(servers[workers][0], proc, log_path)
+        time_refreshes(servers[1][0], 1, args.refresh_timeout)
+        time.sleep(0.6)  # the other server's caches follow data_version within 0.5 s
+        for route in WORKER_ROUTES:
+            for url, _ in servers.values():
+                capture(url, route)  # must be 200, and is now cached
+            runs: dict[int, list[float]] = {1: [], 2: []}
+            # 1, 2, 2, 1: a machine that drifts during the four runs favours neither
+            for workers in (1, 2, 2, 1):
+                label = f"{workers} worker"
+                result = wrk_route(servers[workers][0], route, args, label, "workers", problems)
+                runs[workers].append(result["rps"])
+            rows.append(
+                {"route": route, "one": statistics.mean(runs[1]), "two": statistics.mean(runs[2])}
+            )
+    except (Failure, OSError) as failure:
+        print(f"FAILED: workers: {failure}", flush=True)
+        problems.append(f"workers: {failure}")
+    finally:
+        for _, proc in servers.values():
+            stop(proc)
+    return rows
+
+
+def write_workers_report(
+    path: Path, info: dict, rows: list[dict], args, problems: list[str]
+) -> None:
+    lines = [
+        "# 1 worker against 2",
+        "",
+        f"`python bench/run.py --compare-workers`, {info['date']}, commit {info['commit']}; {info['nproc']}"
+        f" CPUs shared by wrk and the servers; load average {info['load']}. SQLite, 250 countries, cached"
+        f" reads; wrk {args.threads} threads, {args.connections} connections, {args.seconds:g} s per run.",
+        "",
+        "Each number is the mean of two runs, in the order 1, 2, 2, 1.",
+        "",
+        "| route | WORKERS=1 req/s | WORKERS=2 req/s | 2 ÷ 1 |",
+        "|---|--:|--:|--:|",
+    ]
+    for row in rows:
+        one, two = row["one"], row["two"]
+        lines.append(
+            f"| `GET {row['route']}` | {one:,.0f} | {two:,.0f} | {fmt(two / one if one else None, 2)} |"
+        )
+    lines += [f"- FAILED: {p}" for p in problems]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 # ----- report ----------------------------------------------------------------------------------
 
 
@@ -920,6 +994,12 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument("--skip-mysql", action="store_true", help="SQLite only")
     parser.add_argument(
+        "--compare-workers",
+        action="store_true",
+        help="only WORKERS=1 against WORKERS=2 on cached reads (SQLite); writes"
+        " bench/out/RESULTS-workers.md",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         help="report (default: bench/RESULTS.md; quick: bench/out/RESULTS-quick.md)",
@@ -967,7 +1047,11 @@ def parse_args(argv: list[str] | None = None):
     args.refreshes = args.refreshes or (2 if args.quick else 7)
     args.history_days = args.history_days or (365 if args.quick else 3650)
     args.out = args.out or (
-        BENCH / "out" / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md"
+        BENCH / "out" / "RESULTS-workers.md"
+        if args.compare_workers
+        else BENCH / "out" / "RESULTS-quick.md"
+        if args.quick
+        else BENCH / "RESULTS.md"
     )
     return args
 
@@ -984,6 +1068,15 @@ def main(argv: list[str] | None = None) -> int:
     base, rates, data_source = load_data(args.data)
     base = lookups.with_codes(base, args.data)
     notes, problems, results = [], [], {}
+    if args.compare_workers:
+        with StubUpstream({"/rates": (200, rates)}) as stub:
+            rows = compare_workers(args, stub, base, workdir, problems)
+        info = machine_info(
+            None, args, data_source, f"{load_before} before, {load_average()} after"
+        )
+        write_workers_report(args.out, info, rows, args, problems)
+        print(f"wrote {args.out}", flush=True)
+        return 1 if problems else 0
     mariadb = None if args.skip_mysql else mysql_version(args.mysql_url)
     if not args.skip_mysql and mariadb is None:
         notes.append(f"MariaDB skipped: could not connect to {redact(args.mysql_url)}")

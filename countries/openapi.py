@@ -40,6 +40,8 @@ STATUS_TEXTS = {
     409: "Email already registered",
     413: "Request body too large (over MAX_BODY_BYTES)",
     415: "Unsupported media type: the body must be `application/json`",
+    429: "Too many requests: sooner than REFRESH_MIN_INTERVAL after the last refresh, without the"
+    " admin token; `Retry-After` says how many seconds to wait",
     500: "Internal server error",
     503: "Database unavailable, or (refresh) external data source unavailable: `details` names the host",
 }
@@ -87,7 +89,14 @@ RESPONSE_HEADERS = {
         "schema": {"const": 'inline; filename="summary.png"'},
         "required": True,
     },
+    "Retry-After": {
+        "description": "Whole seconds to wait before asking again",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "required": True,
+    },
 }
+# headers an error answer carries
+ERROR_HEADERS = {429: ("Retry-After",)}
 REDIRECT_LOCATION = {
     "description": "The path without its trailing slash, relative, with the query string",
     "schema": {"type": "string", "pattern": "^/"},
@@ -224,10 +233,13 @@ def response_object(status: int, method: str, operation: Operation, schemas: dic
         }
     if status < 400:
         return {"description": STATUS_TEXTS[status]}
-    return {
+    described = {
         "description": STATUS_TEXTS[status],
         "content": {"application/json": {"schema": schemas[ErrorBody]}},
     }
+    if status in ERROR_HEADERS:
+        described["headers"] = {name: RESPONSE_HEADERS[name] for name in ERROR_HEADERS[status]}
+    return described
 
 
 def operation_object(

@@ -119,7 +119,10 @@ async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     loop = asyncio.get_running_loop()
     # the contract: whatever upstream does, a refresh answers within 3 x HTTP_TIMEOUT + 2 s
     deadline = loop.time() + 3 * settings.http_timeout + 1.5
-    upstream = Upstream(state.http, settings.http_timeout, deadline - 1.5, state.backoff, timings)
+    upstream = Upstream(
+        state.http, settings.http_timeout, deadline - 1.5, state.backoff, timings,
+        note_attempt=state.metrics.upstream_attempt,
+    )  # fmt: skip
     try:
         fetched = await fetch_sources(upstream, settings)
     except UpstreamFailure as failure:
@@ -154,11 +157,13 @@ async def refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
         counts, timings = await run_refresh(state)
     except Exception as error:
         elapsed = (time.perf_counter() - started) * 1000
+        state.metrics.refresh("failed", elapsed / 1000)
         reason = refresh_failure(error)
         fields = {"event": "refresh", "outcome": "failed", "reason": reason}
         log.warning("refresh failed after %.0f ms: %s", elapsed, reason, extra={"fields": fields})
         raise
     duration = (time.perf_counter() - started) * 1000
+    state.metrics.refresh("succeeded", duration / 1000)
     fields = {"event": "refresh", "outcome": "succeeded", "duration_ms": round(duration, 1),
               **counts._asdict(), "timings_ms": timings}  # fmt: skip
     log.info(
@@ -185,8 +190,9 @@ async def shared_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
 
 
 async def refresh_on_schedule(state: Any) -> None:
-    """Every REFRESH_INTERVAL seconds, starting now; a failure is logged and tried at the next tick."""
-    interval = state.settings.refresh_interval
+    """Every REFRESH_INTERVAL seconds, starting now; a failure is logged and tried at the next tick.
+    The interval is `state.refresh_interval`, REFRESH_INTERVAL unless a test sets the floor aside."""
+    interval = state.refresh_interval
     while True:
         try:
             now = state.clock().timestamp()

@@ -57,6 +57,8 @@ class Upstream(NamedTuple):
     deadline: float
     backoff: Callable[[int], float]
     timings: dict[str, float]
+    # who hears of each attempt's outcome, with its source ("countries" or "rates"): the metrics
+    note_attempt: Callable[[str, str], None] = lambda source, outcome: None
 
     async def get(
         self, url: str, params: dict | None = None, headers: dict | None = None, *, source: str
@@ -132,7 +134,10 @@ async def fetch_body(
         except (httpx.TransportError, TimeoutError) as error:
             reason = failure_reason(error, min(upstream.timeout, remaining))
             log_failed_attempt(source, url, attempt + 1, reason)
+            timed_out = isinstance(error, (httpx.TimeoutException, TimeoutError))
+            upstream.note_attempt(source, "timeout" if timed_out else "connection_error")
         else:
+            upstream.note_attempt(source, "success" if response.is_success else "bad_status")
             if response.is_success:
                 return response.content
             status = response.status_code

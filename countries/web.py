@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import math
+import random
 import re
 import sys
 import time
@@ -26,11 +27,12 @@ import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from countries import db
 from countries.core import JSON_ERRORS
 from countries.errors import ApiError, StartupError, validation_error
+from countries.metrics import UNMATCHED_ROUTE, Metrics
 
 log = logging.getLogger("countries")
 
@@ -450,9 +452,15 @@ async def cached(
     """The cached answer for `key` while the data is unchanged, else a fresh one (kept if 200),
     as a Response of this request's own: a 200 with its ETag and `Cache-Control: no-cache`,
     gzipped if the request accepts it, or a 304 if `If-None-Match` names it."""
-    cache: ResponseCache = request.app.state.cache
-    await cache.revalidate(request.app.state.store)
-    kept = cache.get(key) or await cache.produce(key, answer)
+    state = request.app.state
+    cache: ResponseCache = state.cache
+    await cache.revalidate(state.store)
+    kept = cache.get(key)
+    if kept is None:
+        state.metrics.cache_misses += 1
+        kept = await cache.produce(key, answer)
+    else:
+        state.metrics.cache_hits += 1
     return kept.response(request.scope)
 
 
@@ -547,12 +555,7 @@ def require_admin_token(
 
     async def guarded(scope, receive, send):
         if token and scope["type"] == "http" and is_protected(scope["method"], scope["path"]):
-            header = dict(scope["headers"]).get(b"authorization", b"")
-            scheme, _, credentials = header.partition(b" ")
-            # compare_digest: the time taken must not tell how much of a guess was right
-            if scheme.lower() != b"bearer" or not hmac.compare_digest(
-                credentials.strip(), expected
-            ):
+            if not bearer_matches(dict(scope["headers"]).get(b"authorization", b""), expected):
                 unauthorized = error_response(
                     401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"}
                 )
@@ -717,6 +720,17 @@ def slashless_target(scope: dict, routes: list) -> str | None:
     return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
+def bearer_matches(authorization: bytes, expected: bytes) -> bool:
+    """`Authorization: Bearer <expected>`, the scheme in any case; never true for an empty token."""
+    scheme, _, credentials = authorization.partition(b" ")
+    # compare_digest: the time taken must not tell how much of a guess was right
+    return (
+        bool(expected)
+        and scheme.lower() == b"bearer"
+        and hmac.compare_digest(credentials.strip(), expected)
+    )
+
+
 class AccessLog:
     """One line per request, written in batches (256 lines, or 0.2 s after the first one).
     Through `logging` a line costs ~35 us (record, format, flush): more than serving a cached answer.
@@ -731,13 +745,23 @@ class AccessLog:
         self.flush_pending = False
         ACCESS_LOGS.add(self)
 
-    def add(self, method: str, path: str, status: int | None, duration_ms: float) -> None:
+    def add(
+        self,
+        client: str,
+        method: str,
+        path: str,
+        status: int | None,
+        duration_ms: float,
+        request_id: str,
+    ) -> None:
         if not self.enabled:
             return
         now = time.time()
-        message = f"{method} {path} {status} {duration_ms:.1f} ms"
+        message = f"{client} {method} {path} {status} {duration_ms:.1f} ms {request_id}"
         if self.json:
             fields = {
+                "client": client,
+                "request_id": request_id,
                 "method": method,
                 "path": path,
                 "status": status,
@@ -796,20 +820,62 @@ def loggable_path(scope: dict) -> str:
     return raw.split(b"?", 1)[0].decode("ascii", "backslashreplace")
 
 
-def log_requests(app: Any, access_log: AccessLog) -> Any:
+SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id(scope: dict) -> bytes:
+    """The client's X-Request-ID if it is a short plain token (it goes into the log line as it is),
+    else a new one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if SANE_REQUEST_ID.fullmatch(value):
+                return value
+            break
+    return new_request_id()
+
+
+# a uuid4's fixed bits: the version nibble (4) and the RFC 4122 variant (10)
+UUID4_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+UUID4_BITS = (0x4 << 76) | (0x2 << 62)
+
+
+def new_request_id() -> bytes:
+    """A uuid4 as 32 hex digits, from `random` (reseeded in every forked child): uuid.uuid4().hex
+    and os.urandom are a system call each, 2 us and 0.7 us of a cached answer's ~14 us."""
+    return b"%032x" % ((random.getrandbits(128) & UUID4_MASK) | UUID4_BITS)
+
+
+def client_address(scope: dict) -> str:
+    # uvicorn has already put the X-Forwarded-For address here if the peer is in FORWARDED_ALLOW_IPS
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
+
+
+def route_template(scope: dict, routes: list[BaseRoute]) -> str:
+    """The route's path template, never the raw path: label values must stay few. A request
+    answered before routing (a 401) is matched here."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in routes if r.matches(scope)[0] is not Match.NONE), None)
+    return getattr(route, "path", UNMATCHED_ROUTE) if route is not None else UNMATCHED_ROUTE
+
+
+def log_requests(app: Any, access_log: AccessLog, metrics: Metrics, routes: list[BaseRoute]) -> Any:
     """ASGI middleware: one line per request (the query string is left out: it is the client's),
-    and the envelope for any error nothing else handled. Starlette's own last-resort handler would
-    re-raise after answering, and uvicorn then resets the connection."""
+    its request id echoed in `X-Request-ID`, its metrics, and the envelope for any error nothing
+    else handled. Starlette's own last-resort handler would re-raise after answering, and uvicorn
+    then resets the connection."""
 
     async def logged(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
-        started, status = time.perf_counter(), None
+        started, status, rid = time.perf_counter(), None, request_id(scope)
 
         async def send_and_note_status(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid)]
             await send(message)
 
         try:
@@ -820,11 +886,15 @@ def log_requests(app: Any, access_log: AccessLog) -> Any:
             response = unexpected_error_response(scope["method"], scope["path"], error)
             await response(scope, receive, send_and_note_status)
         finally:
+            seconds = time.perf_counter() - started
+            metrics.request(route_template(scope, routes), scope["method"], status, seconds)
             access_log.add(
+                client_address(scope),
                 scope["method"],
                 loggable_path(scope),
                 status,
-                (time.perf_counter() - started) * 1000,
+                seconds * 1000,
+                rid.decode(),
             )
 
     return logged

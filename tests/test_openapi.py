@@ -286,6 +286,7 @@ def test_with_an_admin_token_protected_operations_need_the_bearer_token(settings
         ("/users/{id}", "put"),
         ("/users/{id}", "patch"),
         ("/users/{id}", "delete"),
+        ("/metrics", "get"),
     }
     for path, method in protected:
         assert "401" in guarded["paths"][path][method]["responses"]
