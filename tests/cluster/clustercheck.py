@@ -17,14 +17,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pymysql
 
 QUERY_TIMEOUT = 0.5  # seconds; a hung node never answers, and HAProxy gives up soon after
-WANTED = {"wsrep_local_state_comment": "Synced", "wsrep_cluster_status": "Primary", "wsrep_ready": "ON"}
+WANTED = {
+    "wsrep_local_state_comment": "Synced",
+    "wsrep_cluster_status": "Primary",
+    "wsrep_ready": "ON",
+}
 
 
 def is_synced(socket_path: str) -> bool:
     try:
         connection = pymysql.connect(
-            unix_socket=socket_path, user="root", connect_timeout=QUERY_TIMEOUT,
-            read_timeout=QUERY_TIMEOUT, write_timeout=QUERY_TIMEOUT,
+            unix_socket=socket_path,
+            user="root",
+            connect_timeout=QUERY_TIMEOUT,
+            read_timeout=QUERY_TIMEOUT,
+            write_timeout=QUERY_TIMEOUT,
         )
     except (pymysql.err.Error, OSError):
         return False

@@ -23,7 +23,9 @@ def galera_cluster():
     # not pytest's tmp_path: mariadbd runs as `mysql` and cannot enter its 0700 parent
     folder = tempfile.mkdtemp(prefix="galera-")
     try:
-        with GaleraCluster(folder, nodes=3, offset=int(os.environ.get("GALERA_PORT_OFFSET", "0"))) as cluster:
+        with GaleraCluster(
+            folder, nodes=3, offset=int(os.environ.get("GALERA_PORT_OFFSET", "0"))
+        ) as cluster:
             print(f"\nGalera cluster and HAProxy up in {cluster.startup_seconds:.1f} s")
             yield cluster
             stopping = time.monotonic()

@@ -36,9 +36,13 @@ GALERA_LIBRARY = Path("/usr/lib/galera/libgalera_smm.so")
 TOOLS = ("mariadbd", "mariadb-install-db", "rsync", "haproxy")
 INSTALL_HINT = "apt-get update && apt-get install -y mariadb-server galera-4 rsync haproxy"
 
-# Ports of node i (1-based) are these plus i (CHECK_PORT: its clustercheck); the balancer's is
-# fixed. `offset` moves them all.
-SQL_PORT, GMCAST_PORT, IST_PORT, SST_PORT, CHECK_PORT, BALANCER_PORT = 3310, 4570, 4580, 4590, 9200, 3320
+# Ports of node i (1-based) are these plus i; the balancer's is fixed. `offset` moves them all.
+SQL_PORT = 3310
+GMCAST_PORT = 4570  # group communication
+IST_PORT = 4580  # incremental state transfer
+SST_PORT = 4590  # full state transfer (rsync)
+CHECK_PORT = 9200  # clustercheck.py, for HAProxy
+BALANCER_PORT = 3320
 
 SYNC_TIMEOUT = 120.0  # seconds for one node to reach Synced; a busy shared machine is slow
 STOP_TIMEOUT = 10.0  # seconds a process gets after SIGTERM before SIGKILL
@@ -82,8 +86,14 @@ def spawn(command: list[str], log_path: Path, user: str | None = None) -> subpro
     # Popen switches to `user` before it runs die_with_parent: a change of user would clear it
     with open(log_path, "ab") as output:
         return subprocess.Popen(
-            command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=die_with_parent, user=user, group=user,
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+            user=user,
+            group=user,
         )
 
 
@@ -97,7 +107,7 @@ def check_reachable(folder: Path, user: str) -> None:
     """`user` must be able to walk down to `folder` (pytest's own tmp_path is under a 0700 dir)."""
     for parent in reversed(folder.resolve().parents):
         if not parent.stat().st_mode & 0o001:
-            raise ClusterError(f"{parent} is not searchable by {user}: put the cluster folder elsewhere (e.g. under /tmp)")
+            raise ClusterError(f"{parent} is not searchable by {user}: put the cluster under /tmp")
 
 
 def hand_over(folder: Path, user: str | None) -> None:
@@ -157,19 +167,25 @@ class Node:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def crashed(self) -> bool:
+        """Exited by itself: not killed by a test, nor stopped cleanly."""
+        return self.process is not None and self.process.poll() not in (None, 0, -signal.SIGKILL)
+
     def write_config(self) -> None:
         cluster_address = "gcomm://" + ",".join(f"127.0.0.1:{port}" for port in self.peers)
-        provider_options = ";".join([
-            f"gmcast.listen_addr=tcp://127.0.0.1:{self.gmcast_port}",
-            f"ist.recv_addr=127.0.0.1:{self.ist_port}",
-            "gcache.size=64M",
-            # A hung node is dropped from the cluster after evs.suspect_timeout (default 5 s);
-            # until then commits on the others wait for it. 2 s keeps the contract's 5 s.
-            "evs.suspect_timeout=PT2S",
-            "evs.keepalive_period=PT0.5S",  # must be under a third of the suspect timeout
-            "evs.inactive_timeout=PT4S",
-            "evs.install_timeout=PT4S",
-        ])
+        provider_options = ";".join(
+            [
+                f"gmcast.listen_addr=tcp://127.0.0.1:{self.gmcast_port}",
+                f"ist.recv_addr=127.0.0.1:{self.ist_port}",
+                "gcache.size=64M",
+                # A hung node is dropped from the cluster after evs.suspect_timeout (default 5 s);
+                # until then commits on the others wait for it. 2 s keeps the contract's 5 s.
+                "evs.suspect_timeout=PT2S",
+                "evs.keepalive_period=PT0.5S",  # must be under a third of the suspect timeout
+                "evs.inactive_timeout=PT4S",
+                "evs.install_timeout=PT4S",
+            ]
+        )
         (self.folder / "tmp").mkdir(parents=True, exist_ok=True)
         self.config.write_text(f"""\
 [mysqld]
@@ -203,8 +219,11 @@ innodb_autoinc_lock_mode=2
 
     def install(self) -> subprocess.Popen:
         command = [
-            find_tool("mariadb-install-db"), f"--defaults-file={self.config}",
-            "--auth-root-authentication-method=normal", "--skip-test-db", "--wsrep-on=OFF",
+            find_tool("mariadb-install-db"),
+            f"--defaults-file={self.config}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--wsrep-on=OFF",
         ]
         return spawn(command, self.folder / "install.log", server_user())
 
@@ -218,8 +237,13 @@ innodb_autoinc_lock_mode=2
     def connect(self, timeout: float = 2.0) -> pymysql.Connection:
         """As root over the node's own socket, so that it works whatever HAProxy thinks."""
         return pymysql.connect(
-            unix_socket=str(self.socket), user="root", autocommit=True, connect_timeout=timeout,
-            read_timeout=timeout, write_timeout=timeout, charset="utf8mb4",
+            unix_socket=str(self.socket),
+            user="root",
+            autocommit=True,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            charset="utf8mb4",
         )
 
     def status(self, name: str) -> str | None:
@@ -269,7 +293,7 @@ class GaleraCluster:
 
     # ----- the block --------------------------------------------------------------------------
 
-    def __enter__(self) -> "GaleraCluster":
+    def __enter__(self) -> GaleraCluster:
         started = time.monotonic()
         try:
             self.check_prerequisites()
@@ -281,7 +305,9 @@ class GaleraCluster:
             self.stop_all()
             raise
         self.startup_seconds = time.monotonic() - started
-        log.info("cluster of %d nodes and HAProxy up in %.1f s", len(self.nodes), self.startup_seconds)
+        log.info(
+            "cluster of %d nodes and HAProxy up in %.1f s", len(self.nodes), self.startup_seconds
+        )
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -289,10 +315,14 @@ class GaleraCluster:
 
     def check_prerequisites(self) -> None:
         if missing := missing_tools():
-            raise ClusterError(f"cannot start a Galera cluster, missing: {', '.join(missing)}; install: {INSTALL_HINT}")
+            raise ClusterError(
+                f"cannot start a Galera cluster, missing: {', '.join(missing)}; install: {INSTALL_HINT}"
+            )
         ports = [port for node in self.nodes for port in node.ports()] + [self.balancer_port]
         if busy := [port for port in ports if port_in_use(port)]:
-            raise ClusterError(f"ports in use on 127.0.0.1: {busy} (a cluster left running? pass another offset)")
+            raise ClusterError(
+                f"ports in use on 127.0.0.1: {busy} (a cluster left running? pass another offset)"
+            )
         if len(str(self.nodes[0].socket)) > 100:
             raise ClusterError(f"socket path too long for a Unix socket: {self.nodes[0].socket}")
 
@@ -305,7 +335,8 @@ class GaleraCluster:
         try:
             for node, process in installs:
                 if process.wait(SYNC_TIMEOUT) != 0:
-                    raise ClusterError(f"mariadb-install-db failed for {node.name}:\n{tail(node.folder / 'install.log')}")
+                    output = tail(node.folder / "install.log")
+                    raise ClusterError(f"mariadb-install-db failed for {node.name}:\n{output}")
         finally:
             for _, process in installs:
                 end_group(process, timeout=1)
@@ -330,16 +361,24 @@ class GaleraCluster:
             if any(node.paused for node in running):
                 raise ClusterError("cannot wait for a whole cluster while a node is paused")
             statuses = {node.name: node.wsrep_status() for node in running}
-            views = {(status.get("wsrep_cluster_conf_id"), status.get("wsrep_cluster_size")) for status in statuses.values()}
-            synced = all({key: status.get(key) for key in WHOLE} == WHOLE for status in statuses.values())
+            views = {
+                (s.get("wsrep_cluster_conf_id"), s.get("wsrep_cluster_size"))
+                for s in statuses.values()
+            }
+            synced = all({key: s.get(key) for key in WHOLE} == WHOLE for s in statuses.values())
             if synced and len(views) == 1 and next(iter(views))[1] == str(len(running)):
                 return
             for node in self.nodes:
-                if node.process is not None and not node.running() and node.process.returncode not in (-signal.SIGKILL, 0):
-                    raise ClusterError(f"{node.name} exited with {node.process.returncode}:\n{tail(node.log)}")
+                if node.crashed():
+                    raise ClusterError(
+                        f"{node.name} exited with {node.process.returncode}:\n{tail(node.log)}"
+                    )
             if time.monotonic() > deadline:
-                states = {name: status.get("wsrep_local_state_comment") for name, status in statuses.items()}
-                raise ClusterError(f"cluster not whole after {timeout:.0f} s: {states}, views {views}\n{tail(running[-1].log)}")
+                states = {name: s.get("wsrep_local_state_comment") for name, s in statuses.items()}
+                log_tail = tail(running[-1].log) if running else ""
+                raise ClusterError(
+                    f"cluster not whole after {timeout:.0f} s: {states}, views {views}\n{log_tail}"
+                )
             time.sleep(0.2)
 
     def create_app_database(self) -> None:
@@ -354,7 +393,8 @@ class GaleraCluster:
 
     def haproxy_config(self) -> str:
         servers = "\n".join(
-            f"    server {node.name} 127.0.0.1:{node.port} check port {node.check_port}" for node in self.nodes
+            f"    server {node.name} 127.0.0.1:{node.port} check port {node.check_port}"
+            for node in self.nodes
         )
         return f"""\
 global
@@ -388,10 +428,15 @@ listen galera
 
     def start_balancer(self) -> None:
         pairs = [f"{node.check_port}={node.socket}" for node in self.nodes]
-        self.checker = spawn([sys.executable, str(HERE / "clustercheck.py"), *pairs], self.folder / "clustercheck.log")
+        self.checker = spawn(
+            [sys.executable, str(HERE / "clustercheck.py"), *pairs],
+            self.folder / "clustercheck.log",
+        )
         self.balancer_config.write_text(self.haproxy_config())
         # -db: stay in the foreground, a child of this process
-        self.balancer = spawn([find_tool("haproxy"), "-db", "-f", str(self.balancer_config)], self.balancer_log)
+        self.balancer = spawn(
+            [find_tool("haproxy"), "-db", "-f", str(self.balancer_config)], self.balancer_log
+        )
         self.wait_balancer({node.name: "UP" for node in self.nodes})
 
     # ----- faults -----------------------------------------------------------------------------
@@ -474,13 +519,17 @@ listen galera
             if self.balancer is None or self.balancer.poll() is not None:
                 raise ClusterError(f"HAProxy exited:\n{tail(self.balancer_log)}")
             if self.checker is None or self.checker.poll() is not None:
-                raise ClusterError(f"clustercheck exited:\n{tail(self.folder / 'clustercheck.log')}")
+                raise ClusterError(
+                    f"clustercheck exited:\n{tail(self.folder / 'clustercheck.log')}"
+                )
             with contextlib.suppress(OSError):
                 states = self.balancer_states()
                 if all(states.get(name) == state for name, state in expected.items()):
                     return time.monotonic() - started
             time.sleep(0.1)
-        raise ClusterError(f"HAProxy did not reach {expected} in {timeout:.0f} s: {states}\n{tail(self.balancer_log)}")
+        raise ClusterError(
+            f"HAProxy did not reach {expected} in {timeout:.0f} s: {states}\n{tail(self.balancer_log)}"
+        )
 
     # ----- the end ----------------------------------------------------------------------------
 
@@ -495,7 +544,9 @@ listen galera
             if node.paused and node.process is not None:
                 signal_group(node.process, signal.SIGCONT)
                 node.paused = False
-        running = [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+        running = [
+            node for node in self.nodes if node.process is not None and node.process.poll() is None
+        ]
         for node in running:  # all at once: a node leaving alone waits for nobody
             signal_group(node.process, signal.SIGTERM)
         for node in self.nodes:

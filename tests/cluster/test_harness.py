@@ -24,9 +24,15 @@ def connect(url: str, timeout: float = 5.0) -> pymysql.Connection:
     # 5 s: after a node dies the others hold commits until they have evicted it (~3 s here)
     parts = urllib.parse.urlsplit(url)
     return pymysql.connect(
-        host=parts.hostname, port=parts.port, user=parts.username, password=parts.password,
-        database=parts.path.lstrip("/"), autocommit=True, connect_timeout=timeout,
-        read_timeout=timeout, write_timeout=timeout,
+        host=parts.hostname,
+        port=parts.port,
+        user=parts.username,
+        password=parts.password,
+        database=parts.path.lstrip("/"),
+        autocommit=True,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        write_timeout=timeout,
     )
 
 
@@ -39,7 +45,8 @@ def query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
 
 @pytest.fixture
 def notes_table(galera):
-    query(galera.node_url(1), "CREATE TABLE IF NOT EXISTS harness_notes (note VARCHAR(64) PRIMARY KEY, node VARCHAR(16))")
+    table = "harness_notes (note VARCHAR(64) PRIMARY KEY, node VARCHAR(16))"
+    query(galera.node_url(1), f"CREATE TABLE IF NOT EXISTS {table}")
     query(galera.node_url(1), "DELETE FROM harness_notes")
     return galera
 
@@ -48,7 +55,9 @@ def write_through_balancer(cluster: GaleraCluster, note: str) -> str:
     """Insert `note` through HAProxy on a new connection; returns the node that took it."""
     with contextlib.closing(connect(cluster.balancer_url)) as connection:
         cursor = connection.cursor()
-        cursor.execute("INSERT INTO harness_notes (note, node) VALUES (%s, @@wsrep_node_name)", (note,))
+        cursor.execute(
+            "INSERT INTO harness_notes (note, node) VALUES (%s, @@wsrep_node_name)", (note,)
+        )
         cursor.execute("SELECT @@wsrep_node_name")
         return cursor.fetchone()[0]
 
@@ -68,8 +77,14 @@ def first_success_after(cluster: GaleraCluster, note: str, limit: float) -> tupl
 
 def test_a_write_on_node_1_is_read_on_node_3(notes_table):
     note = str(uuid.uuid4())
-    query(notes_table.node_url(1), "INSERT INTO harness_notes (note, node) VALUES (%s, 'node1')", (note,))
-    assert query(notes_table.node_url(3), "SELECT note, node FROM harness_notes") == [(note, "node1")]
+    query(
+        notes_table.node_url(1),
+        "INSERT INTO harness_notes (note, node) VALUES (%s, 'node1')",
+        (note,),
+    )
+    assert query(notes_table.node_url(3), "SELECT note, node FROM harness_notes") == [
+        (note, "node1")
+    ]
     assert [node.status("wsrep_cluster_size") for node in notes_table.nodes] == ["3", "3", "3"]
 
 
@@ -86,7 +101,9 @@ def test_balancer_drops_a_killed_node_and_new_connections_still_work(notes_table
     notes = "SELECT note FROM harness_notes ORDER BY note"
     caught_up = query(cluster.node_url(2), notes)
     assert caught_up == query(cluster.node_url(1), notes)
-    assert [note for (note,) in caught_up if note.startswith("later-")] == [f"later-{i}" for i in range(6)]
+    assert [note for (note,) in caught_up if note.startswith("later-")] == [
+        f"later-{i}" for i in range(6)
+    ]
     assert cluster.wait_balancer({"node2": "UP"}, timeout=3.0) < 3.0
 
 
@@ -105,9 +122,13 @@ def test_balancer_drops_a_paused_node(notes_table):
 def test_a_node_killed_then_started_catches_up_and_takes_traffic(notes_table):
     cluster = notes_table
     cluster.kill(1)
-    query(cluster.node_url(2), "INSERT INTO harness_notes (note, node) VALUES ('while-dead', 'node2')")
+    query(
+        cluster.node_url(2), "INSERT INTO harness_notes (note, node) VALUES ('while-dead', 'node2')"
+    )
     cluster.start(1)
-    assert query(cluster.node_url(1), "SELECT note, node FROM harness_notes") == [("while-dead", "node2")]
+    assert query(cluster.node_url(1), "SELECT note, node FROM harness_notes") == [
+        ("while-dead", "node2")
+    ]
     cluster.wait_balancer({"node1": "UP"})
     # leastconn goes round among equally loaded servers: node 1 gets its turn again
     assert "node1" in {write_through_balancer(cluster, f"back-{attempt}") for attempt in range(6)}
@@ -117,8 +138,12 @@ def test_a_node_killed_then_started_catches_up_and_takes_traffic(notes_table):
 
 
 def test_missing_tools_fail_with_a_message_that_names_them(monkeypatch):
-    monkeypatch.setattr(galera_module, "GALERA_LIBRARY", galera_module.Path("/nonexistent/libgalera_smm.so"))
-    monkeypatch.setattr(galera_module, "find_tool", lambda name: None if name == "haproxy" else "/bin/true")
+    monkeypatch.setattr(
+        galera_module, "GALERA_LIBRARY", galera_module.Path("/nonexistent/libgalera_smm.so")
+    )
+    monkeypatch.setattr(
+        galera_module, "find_tool", lambda name: None if name == "haproxy" else "/bin/true"
+    )
     with pytest.raises(ClusterError) as failure:
         with GaleraCluster(tempfile.gettempdir()):
             pass
