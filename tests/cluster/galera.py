@@ -499,8 +499,9 @@ listen galera
     def balancer_url(self) -> str:
         return f"mysql://{APP_USER}:{APP_PASSWORD}@127.0.0.1:{self.balancer_port}/{DATABASE}"
 
-    def balancer_states(self) -> dict[str, str]:
-        """node name -> HAProxy's view of it ('UP', 'DOWN', 'UP 1/2', ...)."""
+    def balancer_stats(self) -> dict[str, dict[str, str]]:
+        """node name -> HAProxy's statistics row for it (`status`: 'UP', 'DOWN', 'UP 1/2'...;
+        `stot`: sessions it has been sent so far)."""
         with contextlib.closing(socket.socket(socket.AF_UNIX)) as sock:
             sock.settimeout(2)
             sock.connect(str(self.balancer_socket))
@@ -509,7 +510,10 @@ listen galera
             while chunk := sock.recv(65536):
                 data += chunk
         rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
-        return {row["svname"]: row["status"] for row in rows if row["svname"].startswith("node")}
+        return {row["svname"]: row for row in rows if row["svname"].startswith("node")}
+
+    def balancer_states(self) -> dict[str, str]:
+        return {name: row["status"] for name, row in self.balancer_stats().items()}
 
     def wait_balancer(self, expected: dict[str, str], timeout: float = 15.0) -> float:
         """Wait until HAProxy sees the nodes as `expected`; returns the seconds it took."""
