@@ -8,12 +8,22 @@ that silently does not run proves nothing. GALERA_PORT_OFFSET moves every port i
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
+import urllib.parse
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+
+from conftest import fixture_bytes, mysql_connect, running_server, stub_env
+from countries import db
+from stub_upstream import StubUpstream
 
 from .galera import GaleraCluster
 
@@ -39,3 +49,78 @@ def galera(galera_cluster):
     """The session's cluster, whole again whatever the previous test did to it."""
     galera_cluster.heal()
     return galera_cluster
+
+
+# ----- the service on the cluster ---------------------------------------------------------------
+
+COUNTRIES = 250
+
+
+def countries_body(count: int = COUNTRIES) -> bytes:
+    """`count` valid countries: the fixture's valid entries, then renamed copies of them."""
+    valid = [
+        entry
+        for entry in json.loads(fixture_bytes("countries.json"))
+        if isinstance(entry.get("name"), str) and type(entry.get("population")) is int
+    ]
+    countries = []
+    for index in range(count):
+        copy, original = divmod(index, len(valid))
+        entry = dict(valid[original])
+        if copy:
+            entry["name"] = f"{entry['name']} {copy + 1}"
+        countries.append(entry)
+    return json.dumps(countries).encode()
+
+
+@pytest.fixture
+def stub250():
+    """Both upstreams over real HTTP on loopback: 250 countries and the fixture's rates."""
+    routes = {"/countries": (200, countries_body()), "/rates": (200, fixture_bytes("rates.json"))}
+    with StubUpstream(routes) as server:
+        yield server
+
+
+def fresh_database(url: str) -> None:
+    """Drop, create and migrate the database `url` names (through a node or the balancer)."""
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with contextlib.closing(mysql_connect(url, database="")) as connection:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        collation = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        connection.cursor().execute(f"CREATE DATABASE `{name}` {collation}")
+    db.apply_migrations(url)
+
+
+@pytest.fixture
+def app_database(galera):
+    """The healed cluster, with the app's database created and migrated afresh on it."""
+    fresh_database(galera.node_url(1))
+    return galera
+
+
+class Service(NamedTuple):
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def retries(self) -> int:
+        """How many times this process ran database work again after a conflict or lost node."""
+        return self.log.read_text().count("running it again")
+
+
+@pytest.fixture
+def services(stub250, tmp_path):
+    """`start(database_url, **settings)`: a real service process whose upstreams are `stub250`;
+    every one is stopped at the end of the test (SIGTERM, SIGKILL after 10 s)."""
+    started: list[Service] = []
+    with contextlib.ExitStack() as stack:
+
+        def start(database_url: str, **settings: str) -> Service:
+            folder = tmp_path / f"service{len(started) + 1}"
+            folder.mkdir()
+            env = stub_env(stub250, database_url, folder, **settings)
+            url, process = stack.enter_context(running_server(env, folder / "server.log"))
+            started.append(Service(url, process, folder / "server.log"))
+            return started[-1]
+
+        yield start
