@@ -13,6 +13,7 @@ import signal
 import statistics
 import subprocess
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -109,46 +110,6 @@ def test_racing_registrations_through_two_nodes_give_one_201_and_409s(app_databa
     print(f"\nregistration races: retries by process {[p.retries() for p in processes]}")
 
 
-# ----- 4. a write through one node is read through another within 1 s --------------------------
-
-
-def seconds_until(check, limit: float = 3.0) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < limit, "not visible in time"
-        time.sleep(0.01)
-    return time.monotonic() - started
-
-
-def test_a_write_through_one_node_is_read_through_another_process_within_a_second(
-    app_database, services
-):
-    cluster = app_database
-    writer, reader = services(cluster.node_url(1)), services(cluster.node_url(3))
-    assert httpx.post(f"{writer.url}/countries/refresh", timeout=REQUEST_TIMEOUT).status_code == 200
-    delays = []
-    for index in range(5):
-        name = f"Ghana {index + 2}"
-        assert httpx.get(f"{reader.url}/countries/{name}").status_code == 200  # now cached
-        total = httpx.get(f"{reader.url}/status").json()["total_countries"]
-        deleted = httpx.delete(f"{writer.url}/countries/{name}")
-        assert deleted.json() == {"message": f"Country '{name}' deleted"}
-        delays.append(
-            seconds_until(
-                lambda n=name: httpx.get(f"{reader.url}/countries/{n}").status_code == 404
-            )
-        )
-        status = httpx.get(f"{reader.url}/status").json()
-        assert status["total_countries"] == total - 1
-        created = httpx.post(f"{writer.url}/users", json=register(f"seen{index}@example.com"))
-        user = created.json()
-        delays.append(
-            seconds_until(lambda u=user: httpx.get(f"{reader.url}/users/{u['id']}").json() == u)
-        )
-    print(f"\nread-after-write across nodes: max {max(delays) * 1000:.0f} ms")
-    assert max(delays) < 1.0
-
-
 # ----- 3. a node lost under load, through HAProxy ------------------------------------------------
 
 EXPECTED = {"read": 200, "user": 201, "refresh": 200}
@@ -189,7 +150,10 @@ async def steady_load(targets: list[str], seconds: float, fault: Callable, fault
                 started = time.monotonic()
                 try:
                     answer = await client.request(method, url, json=body(i) if body else None)
-                    status, payload = answer.status_code, answer.json()
+                    status, payload = answer.status_code, answer.text
+                    payload = answer.json()
+                except ValueError:
+                    pass  # not JSON: the text stands, and the status tells
                 except httpx.HTTPError as error:
                     status, payload = 0, repr(error)
                 outcomes.append(Outcome(kind, started, time.monotonic(), status, payload))
@@ -272,6 +236,51 @@ def test_losing_a_node_under_load_costs_only_requests_in_flight_and_it_rejoins(
     print("\n" + "\n".join(report) + f"\nretries by process {[p.retries() for p in processes]}")
 
 
+# ----- 4. a write through one node is read through another within 1 s --------------------------
+
+
+def seconds_until(check, limit: float = 3.0) -> float:
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < limit, "not visible in time"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+def test_a_write_through_one_node_is_read_through_another_process_within_a_second(
+    app_database, services
+):
+    cluster = app_database
+    writer, reader = services(cluster.node_url(1)), services(cluster.node_url(3))
+    assert httpx.post(f"{writer.url}/countries/refresh", timeout=REQUEST_TIMEOUT).status_code == 200
+    delays = []
+    for index in range(5):
+        name = f"Ghana {index + 2}"
+        assert httpx.get(f"{reader.url}/countries/{name}").status_code == 200  # now cached
+        total = httpx.get(f"{reader.url}/status").json()["total_countries"]
+        deleted = httpx.delete(f"{writer.url}/countries/{name}")
+        assert deleted.json() == {"message": f"Country '{name}' deleted"}
+        delays.append(
+            seconds_until(
+                lambda n=name: httpx.get(f"{reader.url}/countries/{n}").status_code == 404
+            )
+        )
+        # /status may have been cached again just before the delete (when the reader found the
+        # previous round's write): it changes at the reader's next look, within 1 s as well
+        delays.append(
+            seconds_until(
+                lambda t=total: httpx.get(f"{reader.url}/status").json()["total_countries"] == t - 1
+            )
+        )
+        created = httpx.post(f"{writer.url}/users", json=register(f"seen{index}@example.com"))
+        user = created.json()
+        delays.append(
+            seconds_until(lambda u=user: httpx.get(f"{reader.url}/users/{u['id']}").json() == u)
+        )
+    print(f"\nread-after-write across nodes: max {max(delays) * 1000:.0f} ms")
+    assert max(delays) < 1.0
+
+
 # ----- 5. SIGTERM stops the process within 10 s, whatever the cluster's state ---------------------
 
 
@@ -346,9 +355,18 @@ def refresh_times(service_url: str, count: int = 5) -> list[tuple[float, float]]
     return times
 
 
-def test_refresh_time_of_250_countries_on_the_cluster_and_on_one_server(app_database, services):
+def drop_database(url: str) -> None:
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with contextlib.closing(mysql_connect(url, database="")) as connection:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def test_refresh_time_of_250_countries_on_the_cluster_and_on_one_server(
+    app_database, services, request
+):
     cluster = app_database
     fresh_database(SINGLE_MARIADB_URL)
+    request.addfinalizer(lambda: drop_database(SINGLE_MARIADB_URL))
     targets = {
         "one MariaDB": SINGLE_MARIADB_URL,
         "Galera node": cluster.node_url(1),
