@@ -1046,6 +1046,8 @@ def create_app(settings: Settings) -> Starlette:
     state.clock = utc_now
     state.random = random.Random()
     state.backoff = jittered_backoff(state.random)
+    # database work run again after a conflict pauses as upstream retries do (and as tests pin)
+    state.store.backoff = lambda attempt: state.backoff(attempt)
     guard = is_protected if settings.admin_token is not None else None
     state.openapi = web.JSON_ENCODER.encode(
         openapi.openapi_document(app.routes, __doc__.strip(), guard)

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import math
 import queue
+import random
 import re
 import sqlite3
 import tempfile
@@ -16,6 +18,7 @@ import threading
 import time
 import typing
 import urllib.parse
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +36,8 @@ from countries.core import (
     user_params,
 )
 from countries.errors import ApiError, StartupError, shown_setting
+
+log = logging.getLogger("countries")
 
 HERE = Path(__file__).resolve().parent.parent
 QUERIES_DIR = HERE / "queries"
@@ -210,7 +215,8 @@ class Store(msgspec.Struct):
     """What the handlers need to reach the database. `on_commit` callbacks run after each write
     transaction commits (the response cache drops its answers there). `reader` serves the reads
     outside write transactions once `connect` has opened it; `counts` are the totals of recent
-    pages (see `fetch_page`)."""
+    pages (see `fetch_page`). `backoff(attempt)` is the pause before running work again after a
+    conflict (see `retrying`); `retries` counts those runs."""
 
     db: databases.Database
     dialect: str
@@ -220,6 +226,18 @@ class Store(msgspec.Struct):
     on_commit: list[Callable[[], None]] = msgspec.field(default_factory=list)
     reader: Any = None
     counts: PageCounts = msgspec.field(default_factory=lambda: PageCounts())
+    backoff: Callable[[int], float] = msgspec.field(
+        default_factory=lambda: functools.partial(jittered_pause, random.Random())
+    )
+    retries: int = 0
+    # None until a first connection has asked the server whether it is a Galera node
+    galera: bool | None = None
+    prepared: weakref.WeakSet = msgspec.field(default_factory=weakref.WeakSet)
+
+
+def jittered_pause(rng: random.Random, attempt: int) -> float:
+    """Exponential backoff with full jitter: 0..0.2 s, 0..0.4 s, ..."""
+    return rng.uniform(0, 0.2 * 2**attempt)
 
 
 def make_store(database_url: str, timeout: float) -> Store:
@@ -242,16 +260,30 @@ async def connect(store: Store) -> None:
     """`databases` connects (its pool serves the writes), then the reader opens beside it."""
     await store.db.connect()
     if store.dialect == "mysql":
-        store.reader = MySQLReader(store.db)
+        store.reader = MySQLReader(store.db, functools.partial(prepare, store))
     else:
         store.reader = SQLiteReader(sqlite_path(store.database_url), store.timeout)
 
 
+# seconds; on SIGTERM uvicorn's 5 s drain of requests and a refresh's 4 s come before it
+DISCONNECT_TIMEOUT = 0.5
+
+
 async def disconnect(store: Store) -> None:
+    """Closing the pool waits for every connection in use to come back, and one held by a task
+    abandoned on a node that never answers (see `bounded`) never does: after DISCONNECT_TIMEOUT
+    the process goes on to exit all the same (SIGTERM must stop it), and the OS closes the rest."""
     reader, store.reader = store.reader, None
     if reader is not None:
         reader.close()
-    await store.db.disconnect()
+    try:
+        await asyncio.wait_for(store.db.disconnect(), DISCONNECT_TIMEOUT)
+    except TimeoutError:
+        log.warning(
+            "closing the database connections took over %.1f s; exiting without waiting for "
+            "the ones still in use",
+            DISCONNECT_TIMEOUT,
+        )
 
 
 async def bounded(seconds: float, work: typing.Awaitable):
@@ -280,14 +312,14 @@ def db_work(function: Callable) -> Callable:
     task: a read on the store's reader can be cancelled at any point (there is nothing to roll
     back, and its connection is dropped), so no task of its own is needed. A function that opens
     a transaction takes `db_transaction` instead (write_transaction and read_transaction refuse
-    to run under this one)."""
+    to run under this one). A read that loses its node runs again (see `retrying`)."""
 
     @functools.wraps(function)
     async def run(store: Store, *args: Any) -> Any:
         reads_only = READS_ONLY.set(True)
         try:
             async with asyncio.timeout(store.timeout):
-                return await function(store, *args)
+                return await retrying(store, function, *args)
         finally:
             READS_ONLY.reset(reads_only)
 
@@ -297,21 +329,64 @@ def db_work(function: Callable) -> Callable:
 def db_transaction(function: Callable) -> Callable:
     """Runs a store function that opens a transaction (a write, or reads from one snapshot) under
     the store's deadline, in a task of its own that is abandoned at the deadline (see `bounded`):
-    cancelling it would start a ROLLBACK that a hung server never answers."""
+    cancelling it would start a ROLLBACK that a hung server never answers. The function is one
+    transaction, so that when it loses a conflict it runs again from its start (see `retrying`)."""
 
     @functools.wraps(function)
     async def run(store: Store, *args: Any) -> Any:
-        return await bounded(store.timeout, function(store, *args))
+        return await bounded(store.timeout, retrying(store, function, *args))
 
     return run
 
 
-DATABASE_DOWN_CODES = {1040, 1205, 2003, 2006, 2013, 2055}
+# Answers that mean the work was undone whole and may simply run again. It lost a race: a
+# deadlock (on Galera also a certification conflict at COMMIT, or an abort by a replicated write
+# that won) or a lock wait timeout:
+CONFLICT_CODES = frozenset({1205, 1213})
+# or its node cannot serve now (Galera: 1047, not prepared, joining or cut off from the primary
+# component; 1180, an error during COMMIT, the primary component lost while replicating; 1053 and
+# 1927, the server is shutting down), or the connection was refused or lost. It runs again on a
+# fresh connection, which a balancer sends to a node that can serve.
+NODE_LOST_CODES = frozenset({1047, 1053, 1180, 1927, 2003, 2006, 2013})
+CONNECTION_LOST_CODES = frozenset({2006, 2013})
+ATTEMPTS = 5
+DATABASE_DOWN_CODES = {1040, 2055} | CONFLICT_CODES | NODE_LOST_CODES
+
+
+class CommitOutcomeUnknown(ConnectionError):
+    """The connection broke while COMMIT was on its way: the transaction may have committed, so
+    it is not run again (503)."""
+
+
+def error_code(exc: BaseException) -> int | None:
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        return exc.args[0]
+    return None
+
+
+async def retrying(store: Store, function: Callable, *args: Any) -> Any:
+    """`function(store, *args)`, run again from its start after a conflict or a lost node, up to
+    ATTEMPTS times in all with `store.backoff` between; then its last error stands (503). The
+    caller's deadline still holds."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return await function(store, *args)
+        except pymysql.err.MySQLError as error:
+            code = error_code(error)
+            if code not in CONFLICT_CODES | NODE_LOST_CODES or attempt + 1 == ATTEMPTS:
+                raise
+            store.retries += 1
+            fields = {"event": "db_retry", "work": function.__name__, "code": code}
+            log.info(
+                "%s: the database answered %s; running it again (attempt %d of %d)",
+                function.__name__, code, attempt + 2, ATTEMPTS, extra={"fields": fields},
+            )  # fmt: skip
+        await asyncio.sleep(store.backoff(attempt))
 
 
 def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, pymysql.err.OperationalError):
-        return bool(exc.args) and exc.args[0] in DATABASE_DOWN_CODES
+        return error_code(exc) in DATABASE_DOWN_CODES
     if isinstance(exc, sqlite3.OperationalError):
         # "interrupted": a read stopped at its deadline (SQLiteReader.read)
         return any(word in str(exc) for word in ("locked", "busy", "interrupted"))
@@ -409,12 +484,14 @@ class MySQLReader:
     """Reads on connections of the aiomysql pool that `databases` opened (autocommit, its URL's
     options), taken straight from the pool: no task-bound `databases` connection in between."""
 
-    def __init__(self, database: databases.Database):
+    def __init__(self, database: databases.Database, prepare: Callable):
         self.pool = database._backend._pool  # databases 0.9 keeps it there; pinned
+        self.prepare = prepare  # a connection's session settings (see `prepare`)
 
     async def read(self, statements: list[tuple[str, dict]], snapshot: bool) -> list[Result]:
         connection = await self.pool.acquire()
         try:
+            await self.prepare(connection)
             async with connection.cursor() as cursor:
                 if snapshot:
                     await cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -471,6 +548,35 @@ async def read(store: Store, sql: str, values: dict[str, Any] | None) -> Result:
 # task's connection, inside its transaction if any.
 
 
+async def prepare(store: Store, raw: Any) -> None:
+    """Once per MySQL connection. On a Galera node, the session's reads (and BEGIN) wait until
+    the node has applied every write the cluster had acknowledged when they were sent
+    (wsrep_sync_wait = 1): a write acknowledged through one node is then read through any other.
+    Nodes apply replicated writes a little after acknowledging them, far later under load."""
+    if store.dialect != "mysql" or raw in store.prepared:
+        return
+    async with raw.cursor() as cursor:
+        if store.galera is None:
+            await cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")  # no row: not a MariaDB
+            row = await cursor.fetchone()
+            store.galera = row is not None and row[1] == "ON"
+        if store.galera:
+            await cursor.execute("SET SESSION wsrep_sync_wait = 1")
+    store.prepared.add(raw)
+
+
+@contextlib.contextmanager
+def dropped_if_node_lost(raw: Any):
+    """A connection whose node cannot serve is closed, so that the pool drops it and work run
+    again takes a fresh one, which a balancer sends to a node that can serve."""
+    try:
+        yield
+    except pymysql.err.MySQLError as error:
+        if error_code(error) in NODE_LOST_CODES:
+            raw.close()
+        raise
+
+
 @contextlib.asynccontextmanager
 async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = None):
     """A driver cursor that has run `sql`."""
@@ -478,7 +584,9 @@ async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = Non
         raw = connection.raw_connection
         if store.dialect == "mysql":
             async with raw.cursor() as cursor:
-                await cursor.execute(pyformat(sql), values or {})
+                with dropped_if_node_lost(raw):
+                    await prepare(store, raw)
+                    await cursor.execute(pyformat(sql), values or {})
                 yield cursor
         else:
             async with raw.execute(sql, values or {}) as cursor:
@@ -513,9 +621,47 @@ async def execute_many(store: Store, sql: str, rows: list[dict]) -> None:
         raw = connection.raw_connection
         if store.dialect == "mysql":
             async with raw.cursor() as cursor:
-                await cursor.executemany(pyformat(sql), rows)
+                with dropped_if_node_lost(raw):
+                    await prepare(store, raw)
+                    await cursor.executemany(pyformat(sql), rows)
         else:
             await raw.executemany(sql, rows)
+
+
+@contextlib.asynccontextmanager
+async def transaction(store: Store):
+    """BEGIN ... COMMIT on this task's connection, which goes back to the pool however it ends.
+    Not `databases`' own transaction: when COMMIT fails, as a Galera certification conflict does,
+    that one never gives its connection back, and closing the pool at shutdown waits for it for
+    ever (a process that ignored SIGTERM)."""
+    async with store.db.connection() as connection:
+        raw = connection.raw_connection
+        await execute(store, "BEGIN")
+        try:
+            yield
+        except BaseException as error:
+            await abandon(store, raw, error)
+            raise
+        try:
+            await execute(store, "COMMIT")
+        except BaseException as error:
+            await abandon(store, raw, error)
+            if error_code(error) in CONNECTION_LOST_CODES:
+                raise CommitOutcomeUnknown(f"connection lost during COMMIT: {error}") from error
+            raise
+
+
+async def abandon(store: Store, raw: Any, error: BaseException) -> None:
+    """Roll back; or, when the connection cannot be trusted (its node is lost, or the task was
+    cancelled and may be abandoned on a node that does not answer), close it without a word: the
+    server rolls back the transaction of a closed connection, and the pool drops it."""
+    if store.dialect == "mysql" and (
+        isinstance(error, asyncio.CancelledError) or error_code(error) in NODE_LOST_CODES
+    ):
+        raw.close()
+        return
+    with contextlib.suppress(Exception):
+        await execute(store, "ROLLBACK")
 
 
 @contextlib.asynccontextmanager
@@ -529,12 +675,19 @@ async def write_transaction(store: Store):
     writing = IN_TRANSACTION.set(True)
     store.counts.writes_begin()
     try:
-        async with store.db.transaction():
+        async with transaction(store):
             # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
             # writers across processes, before anything is read; the new data_version also tells
             # other processes' caches that the data changed.
-            await execute(store, store.queries.bump_data_version)
+            # On Galera a row lock locks nothing across nodes (a conflict shows at COMMIT and the
+            # work runs again), and taken first it only widens the time in which any write coming
+            # from another node aborts this one: a refresh lost five times in a row to a stream
+            # of registrations through the other nodes. There the bump comes last.
+            if not store.galera:
+                await execute(store, store.queries.bump_data_version)
             yield
+            if store.galera:
+                await execute(store, store.queries.bump_data_version)
     finally:
         store.counts.writes_end()
         IN_TRANSACTION.reset(writing)
@@ -550,7 +703,7 @@ async def read_transaction(store: Store):
         raise RuntimeError("read_transaction under @db_work: use @db_transaction")
     in_transaction = IN_TRANSACTION.set(True)
     try:
-        async with store.db.transaction():
+        async with transaction(store):
             yield
     finally:
         IN_TRANSACTION.reset(in_transaction)
@@ -716,7 +869,7 @@ async def page_and_count(
     if store.reader is not None and not IN_TRANSACTION.get():
         result, count = await store.reader.read(statements, snapshot=True)
         return result, count.rows[0][0]
-    async with store.db.transaction():
+    async with transaction(store):
         result = await read(store, *statements[0])
         count = await read(store, *statements[1])
     return result, count.rows[0][0]

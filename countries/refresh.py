@@ -65,14 +65,16 @@ async def write_refresh(
 ) -> tuple[int, int, str, bytes]:
     """The one transaction of a refresh: the upserts, the rates (and a history snapshot when the
     provider time is new), then the total and the top 5 read back, the summary PNG drawn from them,
-    and the refresh state. Returns (rows before, rows after, refresh time, PNG)."""
+    and the refresh state. Returns (rows before, rows after, refresh time, PNG), as this run found
+    them: when a conflict runs it again, the ids and counts are those of the run that committed."""
     stamp = iso_utc(write.now)
     rates_time = iso_utc(write.rates.provider_time or write.now)
     async with db.write_transaction(store):
         existing = await db.select_country_ids(store)
         for row in rows:
             row["id"] = existing.get(row["name_key"])
-        # exact: every writer of countries holds the lock that write_transaction took
+        # exact: every writer of countries holds the lock that write_transaction took (on
+        # Galera a writer on another node that overlapped loses at COMMIT, and this runs again)
         before = len(existing)
         after = before + sum(row["id"] is None for row in rows)
         await db.upsert_countries(store, rows)
@@ -140,9 +142,9 @@ async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     )
     write_seconds = max(settings.db_timeout, deadline - loop.time())
     with timed(timings, "db"):
-        before, after, stamp, png = await db.bounded(
-            write_seconds, write_refresh(state.store, rows, write, timings)
-        )
+        # a conflict runs the transaction again from the rows built above: never a second fetch
+        written = db.retrying(state.store, write_refresh, rows, write, timings)
+        before, after, stamp, png = await db.bounded(write_seconds, written)
     timings["db"] -= timings["image"]
     await copy_summary_to_file(settings.summary_image_path, png)
     inserted = after - before
