@@ -141,12 +141,18 @@ def synthetic_base() -> tuple[list[dict], bytes]:
         ("Brazil", "Brasília", "Americas", 212559409, "BRL", 5.47),
         ("Canada", "Ottawa", "Americas", 38005238, "CAD", 1.36),
         ("Australia", "Canberra", "Oceania", 25687041, "AUD", 1.49),
+        ("United Kingdom", "London", "Europe", 67215293, "GBP", 0.773),
         ("Antarctica", None, "Polar", 1000, None, None),
     ]
+    codes = {"Nigeria": "NGA", "Ghana": "GHA", "Kenya": "KEN", "Egypt": "EGY", "India": "IND",
+             "Japan": "JPN", "Germany": "DEU", "France": "FRA", "Brazil": "BRA", "Canada": "CAN",
+             "Australia": "AUS", "United Kingdom": "GBR", "Antarctica": "ATA"}  # fmt: skip
     countries, rates = [], {"USD": 1}
     for name, capital, region, population, code, rate in specs:
         country = {
             "name": name,
+            "alpha2Code": {"GBR": "GB", "ATA": "AQ"}.get(codes[name], codes[name][:2]),
+            "alpha3Code": codes[name],
             "capital": capital,
             "region": region,
             "population": population,
