@@ -27,6 +27,7 @@ MAX_POPULATION = 2**63 - 1  # BIGINT
 MAX_SEARCH_KEY_BYTES = 1020  # VARBINARY(1020): with the name and id, within InnoDB's 3072-byte key
 
 NonEmptyName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SHORT_TEXT)]
+Population = Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
 
 
 class UpstreamCountry(msgspec.Struct):
@@ -35,7 +36,7 @@ class UpstreamCountry(msgspec.Struct):
     capital nulls the capital, not the country."""
 
     name: NonEmptyName
-    population: Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
+    population: Population
     capital: Any = None
     region: Any = None
     subregion: Any = None
@@ -53,7 +54,7 @@ class V5Country(msgspec.Struct):
     """One REST Countries v5 object; any optional key may be absent or of another type."""
 
     names: V5Names
-    population: Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
+    population: Population
     codes: Any = None
     capitals: Any = None
     currencies: Any = None
