@@ -254,21 +254,31 @@ def with_length(raw_headers: list[tuple[bytes, bytes]], body: bytes) -> list[tup
     return [*kept, (b"content-length", str(len(body)).encode())]
 
 
-class CachedAnswer(NamedTuple):
+class CachedAnswer:
     """An answer as bytes and headers: each request gets a Response of its own, since middleware
     may change the Response it sends. A 200 also has its ETag and, when it is JSON or CSV of
-    GZIP_MIN_BYTES or more, its gzipped bytes: both computed once, when the answer is made, not
-    for every request that is sent it."""
+    GZIP_MIN_BYTES or more, a gzipped twin, made once: on the first request that accepts gzip
+    (most answers that miss the cache are asked for once, and plainly, by a client that never
+    sends Accept-Encoding), or at once, in the thread that hashes it, for an answer over
+    OFF_LOOP_BYTES (see ResponseCache.encoded)."""
 
-    status: int
-    body: bytes
-    raw_headers: list[tuple[bytes, bytes]]
-    etag: str | None = None
-    gzipped: bytes | None = None
-    gzip_headers: list[tuple[bytes, bytes]] | None = None
+    __slots__ = ("status", "body", "raw_headers", "etag", "compressible", "gzipped", "gzip_headers")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+        etag: str | None = None,
+        compressible: bool = False,
+    ):
+        self.status, self.body, self.raw_headers = status, body, raw_headers
+        self.etag, self.compressible = etag, compressible
+        self.gzipped: bytes | None = None
+        self.gzip_headers: list[tuple[bytes, bytes]] | None = None
 
     @classmethod
-    def of(cls, response: Response) -> CachedAnswer:
+    def of(cls, response: Response, gzip_now: bool = False) -> CachedAnswer:
         status, body, headers = response.status_code, response.body, list(response.raw_headers)
         if status != 200:
             return cls(status, body, headers)
@@ -278,12 +288,21 @@ class CachedAnswer(NamedTuple):
         if not is_compressible(headers):
             return cls(status, body, headers, etag)
         headers.append(VARY_ENCODING)
-        if len(body) < GZIP_MIN_BYTES:
-            return cls(status, body, headers, etag)
-        gzipped = gzip_bytes(body)
-        gzip_headers = [(k, v) for k, v in headers if k != b"etag"]
-        gzip_headers += [(b"etag", gzip_etag(etag).encode()), (b"content-encoding", b"gzip")]
-        return cls(status, body, headers, etag, gzipped, with_length(gzip_headers, gzipped))
+        answer = cls(status, body, headers, etag, compressible=len(body) >= GZIP_MIN_BYTES)
+        if gzip_now:
+            answer.gzip()
+        return answer
+
+    def gzip(self) -> None:
+        if self.compressible and self.gzipped is None:
+            gzipped = gzip_bytes(self.body)
+            gzip_headers = [(k, v) for k, v in self.raw_headers if k != b"etag"]
+            gzip_headers += [
+                (b"etag", gzip_etag(self.etag).encode()),
+                (b"content-encoding", b"gzip"),
+            ]
+            self.gzip_headers = with_length(gzip_headers, gzipped)
+            self.gzipped = gzipped
 
     @property
     def size(self) -> int:
@@ -293,8 +312,9 @@ class CachedAnswer(NamedTuple):
         """The answer for this request: 304 when `If-None-Match` names it, gzipped when the
         request accepts that, else the plain bytes."""
         body, headers = self.body, self.raw_headers
-        if scope is not None and self.gzipped is not None:
+        if scope is not None and self.compressible:
             if accepts_gzip(request_header(scope, b"accept-encoding")):
+                self.gzip()
                 body, headers = self.gzipped, self.gzip_headers
         if scope is not None and self.etag is not None:
             if_none_match = request_header(scope, b"if-none-match")
@@ -386,7 +406,7 @@ class ResponseCache:
         if len(response.body) > OFF_LOOP_BYTES:
             # hashing and gzipping megabytes takes a while: zlib and hashlib let go of the GIL,
             # so in a thread the loop serves other requests meanwhile
-            return await asyncio.to_thread(CachedAnswer.of, response)
+            return await asyncio.to_thread(CachedAnswer.of, response, True)
         return CachedAnswer.of(response)
 
     def keep(self, flight: tuple[Any, int], done: asyncio.Future) -> None:
@@ -405,6 +425,19 @@ class ResponseCache:
             return
         self.size += answer.size - (self.answers[key].size if key in self.answers else 0)
         self.answers[key] = answer
+        self.keep_to_budget()
+
+    def respond(self, key: Any, answer: CachedAnswer, scope: dict) -> Response:
+        """`answer.response(scope)`, counting the gzipped twin it may make against the budget
+        if the answer is kept."""
+        size = answer.size
+        response = answer.response(scope)
+        if answer.size != size and self.answers.get(key) is answer:
+            self.size += answer.size - size
+            self.keep_to_budget()
+        return response
+
+    def keep_to_budget(self) -> None:
         while self.size > self.max_bytes:
             _, evicted = self.answers.popitem(last=False)
             self.size -= evicted.size
@@ -461,7 +494,7 @@ async def cached(
         kept = await cache.produce(key, answer)
     else:
         state.metrics.cache_hits += 1
-    return kept.response(request.scope)
+    return cache.respond(key, kept, request.scope)
 
 
 def prefers_csv(accept: str) -> bool:

@@ -124,6 +124,20 @@ def test_compression_runs_once_per_cached_answer_not_per_request(refreshed, upst
     assert len(compressed) == 2
 
 
+def test_an_answer_nobody_asks_gzip_for_is_never_compressed(refreshed, monkeypatch):
+    compressed = []
+    original = web.gzip_bytes
+    monkeypatch.setattr(web, "gzip_bytes", lambda body: compressed.append(body) or original(body))
+    cache = refreshed.app.state.cache
+    plain = [refreshed.get(f"/countries?limit=8&offset={n}", headers=PLAIN) for n in range(3)]
+    assert all(len(r.content) >= web.GZIP_MIN_BYTES for r in plain) and compressed == []
+    size = cache.size
+    zipped, zipped_bytes = raw_get(refreshed, "/countries?limit=8&offset=1", GZIP)
+    assert zipped.headers["content-encoding"] == "gzip" and compressed == [plain[1].content]
+    # the twin made on demand counts against the cache's byte budget
+    assert cache.size == size + len(zipped_bytes)
+
+
 def test_a_gzipped_answer_is_kept_whole_by_the_cache_under_repeated_use(refreshed):
     """Starlette's GZipMiddleware rewrote cached Responses and truncated every later answer."""
     first = refreshed.get("/countries", headers=GZIP).content
