@@ -392,13 +392,32 @@ class ResponseCache:
         self, key: Any, answer: Callable[[], typing.Awaitable[Response]]
     ) -> CachedAnswer:
         """A fresh answer, kept if 200. Requests for the same key that arrive meanwhile wait for
-        the same answer, rather than all asking the database at once (as after every write)."""
+        the same answer, rather than all asking the database at once (as after every write).
+
+        The first request makes it in its own task: a task per miss (and the loop's turn it
+        waits for) cost about as much as the page's query. If that request is cancelled, a
+        waiting one makes the answer instead; if it fails, the waiting ones fail alike."""
         flight = (key, self.generation)
-        running = self.in_flight.get(flight)
-        if running is None:
-            running = self.in_flight[flight] = asyncio.ensure_future(self.encoded(answer))
-            running.add_done_callback(lambda done: self.keep(flight, done))
-        return await asyncio.shield(running)
+        while (other := self.in_flight.get(flight)) is not None:
+            made = await asyncio.shield(other)
+            if made is not None:
+                return made
+        made_here = self.in_flight[flight] = asyncio.get_running_loop().create_future()
+        try:
+            made = await self.encoded(answer)
+        except asyncio.CancelledError:
+            made_here.set_result(None)
+            raise
+        except BaseException as error:
+            made_here.set_exception(error)
+            made_here.exception()  # seen: with nobody waiting, asyncio must not log it as lost
+            raise
+        finally:
+            del self.in_flight[flight]
+        made_here.set_result(made)
+        if made.status == 200:
+            self.put(*flight, made)
+        return made
 
     @staticmethod
     async def encoded(answer: Callable[[], typing.Awaitable[Response]]) -> CachedAnswer:
@@ -408,11 +427,6 @@ class ResponseCache:
             # so in a thread the loop serves other requests meanwhile
             return await asyncio.to_thread(CachedAnswer.of, response, True)
         return CachedAnswer.of(response)
-
-    def keep(self, flight: tuple[Any, int], done: asyncio.Future) -> None:
-        del self.in_flight[flight]
-        if not done.cancelled() and done.exception() is None and done.result().status == 200:
-            self.put(*flight, done.result())
 
     def get(self, key: Any) -> CachedAnswer | None:
         answer = self.answers.get(key)

@@ -3,6 +3,8 @@ processes sharing the database within CACHE_RECHECK_SECONDS."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import time
 
 import pytest
@@ -83,6 +85,61 @@ def test_cache_keeps_to_its_byte_budget_dropping_the_least_recently_used():
     cache.put("e", cache.generation, answer(100))
     assert cache.size <= 400
     assert cache.get("b") is None and cache.get("a") is not None and cache.get("e") is not None
+
+
+def made_at_once(answers: list) -> tuple[list, int]:
+    """`produce` for one key by four requests at once: what each got, and how many answers were
+    made. `answers` are the answer functions' outcomes in turn: bytes, an exception to raise, or
+    "cancel" (the request making it is cancelled)."""
+    cache, made = web.ResponseCache(), []
+
+    async def answer():
+        outcome = answers[len(made)]
+        made.append(outcome)
+        await asyncio.sleep(0.01)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return Response(outcome)
+
+    async def requests():
+        tasks = [asyncio.create_task(cache.produce("key", answer)) for _ in range(4)]
+        await asyncio.sleep(0.001)
+        if answers[0] == "cancel":
+            tasks[0].cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return [getattr(result, "body", result) for result in results], cache
+
+    got, cache = asyncio.run(requests())
+    assert cache.in_flight == {}
+    return got, len(made)
+
+
+def test_requests_for_one_answer_at_once_share_one_making_of_it():
+    got, made = made_at_once([b"page"])
+    assert (got, made) == ([b"page"] * 4, 1)
+
+
+def test_when_the_request_making_an_answer_is_cancelled_a_waiting_one_makes_it():
+    got, made = made_at_once(["cancel", b"page"])
+    assert isinstance(got[0], asyncio.CancelledError) and got[1:] == [b"page"] * 3
+    assert made == 2
+
+
+def test_a_failed_answer_fails_every_request_waiting_for_it_and_is_not_logged_as_lost(caplog):
+    failure = TimeoutError("database did not answer")
+    got, made = made_at_once([failure])
+    assert (got, made) == ([failure] * 4, 1)
+
+    async def fails_alone():
+        async def answer():
+            raise ValueError("nobody else asked")
+
+        with pytest.raises(ValueError):
+            await web.ResponseCache().produce("key", answer)
+
+    asyncio.run(fails_alone())
+    gc.collect()
+    assert "never retrieved" not in caplog.text
 
 
 @pytest.mark.parametrize(
