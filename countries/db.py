@@ -400,16 +400,33 @@ def is_database_unavailable(exc: BaseException) -> bool:
 
 
 class SQLiteReader:
-    """Long-lived read-only connections, each owned by a thread of its own: a whole read
-    (statements, rows, column names) is one hop to a thread, and SQLite runs it without the GIL.
-    WAL (set by apply_migrations) lets them read while a writer writes. The hop is a queue and
-    call_soon_threadsafe: run_in_executor's futures and locks cost as much as a small query."""
+    """Long-lived read-only connections. WAL (set by apply_migrations) lets them read while a
+    writer writes.
+
+    A read runs first on the event loop itself, on a connection of the loop's own that never
+    waits for a lock, within INLINE_SECONDS: an indexed page takes tens of microseconds there,
+    less than the hop to a thread and back, and no thread then contends for the GIL with the
+    loop. A progress handler stops a read that runs longer; it runs again on a thread, and its
+    statements go straight to the threads for SLOW_SECONDS. A read that finds the database
+    locked goes to the threads too, where it may wait.
+
+    Each thread owns a connection: a whole read (statements, rows, column names) is one hop to
+    a thread, and SQLite runs it without the GIL. The hop is a queue and call_soon_threadsafe:
+    run_in_executor's futures and locks cost as much as a small query."""
 
     THREADS = 2
+    INLINE_SECONDS = 0.002
+    SLOW_SECONDS = 5.0
+    # SQLite virtual-machine steps between looks at the clock: a few microseconds of work
+    PROGRESS_STEPS = 1000
 
     def __init__(self, path: str, timeout: float):
         self.path, self.timeout = path, timeout
         self.loop = asyncio.get_running_loop()
+        self.inline = self.open(busy_timeout=0)
+        self.inline_deadline = math.inf
+        self.inline.set_progress_handler(self.past_inline_deadline, self.PROGRESS_STEPS)
+        self.slow_until: dict[tuple[str, ...], float] = {}
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.threads = [
             threading.Thread(target=self.serve, name="sqlite-read", daemon=True)
@@ -419,6 +436,33 @@ class SQLiteReader:
             thread.start()
 
     async def read(self, statements: list[tuple[str, dict]], snapshot: bool) -> list[Result]:
+        texts = tuple(sql for sql, _ in statements)
+        if self.slow_until.get(texts, 0.0) < time.monotonic():
+            results = self.read_inline(statements, snapshot)
+            if results is not None:
+                return results
+            self.slow_until[texts] = time.monotonic() + self.SLOW_SECONDS
+        return await self.read_on_thread(statements, snapshot)
+
+    def read_inline(self, statements: list[tuple[str, dict]], snapshot: bool) -> list | None:
+        """The results, or None if the read ran past INLINE_SECONDS or found the database
+        locked (nothing of it is kept: it runs again whole)."""
+        self.inline_deadline = time.perf_counter() + min(self.INLINE_SECONDS, self.timeout)
+        try:
+            return self.run(self.inline, statements, snapshot, [])
+        except sqlite3.OperationalError as error:
+            if not is_database_unavailable(error):  # "interrupted", "locked" or "busy"
+                raise
+            return None
+        finally:
+            self.inline_deadline = math.inf
+            if self.inline.in_transaction:  # a snapshot stopped before its COMMIT
+                self.inline.execute("ROLLBACK")
+
+    def past_inline_deadline(self) -> bool:
+        return time.perf_counter() > self.inline_deadline
+
+    async def read_on_thread(self, statements: list[tuple[str, dict]], snapshot: bool) -> list:
         future = self.loop.create_future()
         running: list[sqlite3.Connection] = []
         self.jobs.put((future, statements, snapshot, running))
@@ -435,7 +479,7 @@ class SQLiteReader:
             while (job := self.jobs.get()) is not None:
                 future, statements, snapshot, running = job
                 try:
-                    connection = connection or self.open()
+                    connection = connection or self.open(busy_timeout=self.timeout)
                     answer = self.run(connection, statements, snapshot, running), None
                 except Exception as error:  # the future's owner raises it
                     answer = None, error
@@ -444,16 +488,16 @@ class SQLiteReader:
             if connection is not None:
                 connection.close()
 
-    def open(self) -> sqlite3.Connection:
+    def open(self, busy_timeout: float) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
         )
         connection.execute("PRAGMA query_only = 1")
         return connection
 
     @staticmethod
     def run(connection: sqlite3.Connection, statements, snapshot: bool, running: list) -> list:
-        running.append(connection)  # for `read` to interrupt
+        running.append(connection)  # for `read_on_thread` to interrupt
         try:
             if snapshot:
                 connection.execute("BEGIN")
@@ -466,6 +510,7 @@ class SQLiteReader:
             running.clear()
 
     def close(self) -> None:
+        self.inline.close()
         for _ in self.threads:
             self.jobs.put(None)
         for thread in self.threads:

@@ -4,7 +4,9 @@ committed write at once, X-Total-Count stays exact, and DB_TIMEOUT still bounds 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -143,3 +145,86 @@ def test_concurrent_misses_all_answer_exactly(refreshed):
         names == sorted(names, key=lambda name: (search_key(name), name)) and len(set(names)) == 9
     )
     assert {total for _, total in answers} == {9}
+
+
+def reader_on(tmp_path, timeout: float = 5.0) -> tuple[str, Callable[[], db.SQLiteReader]]:
+    """A migrated SQLite file, and a way to open a reader on it (inside a running loop)."""
+    url = f"sqlite:///{tmp_path / 'reader.db'}"
+    db.apply_migrations(url)
+    return db.sqlite_path(url), lambda: db.SQLiteReader(db.sqlite_path(url), timeout)
+
+
+def test_a_quick_sqlite_read_runs_on_the_event_loop_not_a_thread(tmp_path, monkeypatch):
+    _, open_reader = reader_on(tmp_path)
+
+    async def read() -> tuple[list, list]:
+        reader = open_reader()
+        hops = []
+        real_hop = reader.read_on_thread
+        monkeypatch.setattr(reader, "read_on_thread", lambda *a: hops.append(a) or real_hop(*a))
+        try:
+            [result] = await reader.read([("SELECT :x + 1", {"x": 41})], snapshot=False)
+            return result.rows, hops
+        finally:
+            reader.close()
+
+    assert asyncio.run(read()) == ([(42,)], [])
+
+
+def test_a_sqlite_read_past_its_time_on_the_loop_finishes_on_a_thread_and_its_statement_stays_there(
+    tmp_path,
+):
+    _, open_reader = reader_on(tmp_path)
+    # ~1 million rows counted: far more than INLINE_SECONDS on the loop, well under a second
+    long_count = (
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < :last) "
+        "SELECT COUNT(*) FROM n"
+    )
+
+    async def read() -> tuple[int, int, list[float]]:
+        reader = open_reader()
+        try:
+            answers, loop_stalls = [], []
+            for _ in range(2):
+                started = time.perf_counter()
+                task = asyncio.ensure_future(reader.read([(long_count, {"last": 10**6})], True))
+                # the loop is free again within about INLINE_SECONDS, while the count goes on
+                await asyncio.sleep(0)
+                loop_stalls.append(time.perf_counter() - started)
+                [result] = await task
+                answers.append(result.rows[0][0])
+            return answers, reader.slow_until, loop_stalls
+        finally:
+            reader.close()
+
+    answers, slow_until, loop_stalls = asyncio.run(read())
+    assert answers == [10**6, 10**6]
+    assert list(slow_until) == [(long_count,)]
+    # the second read went straight to a thread: the loop was not held for it at all
+    assert loop_stalls[1] < db.SQLiteReader.INLINE_SECONDS * 50
+
+
+def test_a_sqlite_read_that_finds_the_database_locked_waits_on_a_thread_not_the_loop(tmp_path):
+    path, open_reader = reader_on(tmp_path)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = DELETE")  # no WAL: a writer's lock blocks readers
+
+    async def read_while_locked() -> list:
+        reader = open_reader()
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            task = asyncio.ensure_future(
+                reader.read([("SELECT COUNT(*) FROM countries", {})], snapshot=False)
+            )
+            await asyncio.sleep(0.2)
+            assert not task.done()  # waiting on a thread, while the loop runs on
+            writer.execute("COMMIT")
+            [result] = await task
+            return result.rows
+        finally:
+            reader.close()
+
+    try:
+        assert asyncio.run(read_while_locked()) == [(0,)]
+    finally:
+        writer.close()
