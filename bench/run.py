@@ -335,7 +335,6 @@ def run_wrk(
         "10s",
         "--latency",
         *[arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")],
-        *(["-s", str(script)] if script else []),
         url,
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
