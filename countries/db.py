@@ -811,7 +811,38 @@ async def select_countries(
     page = {"limit": NO_LIMIT if limit is None else limit, "offset": offset}
     select = store.queries.select_countries.format(filters=conditions, order=COUNTRY_ORDERS[sort])
     count = store.queries.count_countries.format(filters=conditions)
-    return await fetch_page(store, select, count, values, page)
+    return await fetch_page(store, select, count, values, page, country_page_rows)
+
+
+class StoredCountry(msgspec.Struct):
+    """A country as select_countries.mysql.sql writes it. Decoding into it puts the keys in the
+    order of select_countries.sqlite.sql whatever order the server wrote them in (MySQL 8 sorts
+    them), and makes a whole DOUBLE that the server wrote as an integer (1.0 as 1) a float again."""
+
+    id: int
+    name: str
+    alpha2_code: str | None
+    alpha3_code: str | None
+    capital: str | None
+    region: str | None
+    subregion: str | None
+    population: int
+    currency_code: str | None
+    exchange_rate: float | None
+    estimated_gdp: float | None
+    flag_url: str | None
+    last_refreshed_at: str
+
+
+COUNTRY_PAGE = msgspec.json.Decoder(list[StoredCountry])
+
+
+def country_page_rows(result: Result) -> list[dict]:
+    """The countries of a select_countries page, from either form of the query."""
+    if [column[0] for column in result.description] != ["country_json"]:
+        return result.dicts()
+    countries = COUNTRY_PAGE.decode("[" + ",".join(text for (text,) in result.rows) + "]")
+    return [msgspec.structs.asdict(country) for country in countries]
 
 
 class PageCounts:
@@ -884,7 +915,12 @@ def known_total(rows: list, page: dict) -> int | None:
 
 
 async def fetch_page(
-    store: Store, select_sql: str, count_sql: str, values: dict, page: dict
+    store: Store,
+    select_sql: str,
+    count_sql: str,
+    values: dict,
+    page: dict,
+    rows_of: Callable[[Result], list[dict]] = Result.dicts,
 ) -> tuple[list[dict], int]:
     """One page of rows (`page`: limit and offset) and the number matching before paging, with
     one round trip where it can: a short page gives its own total, and a full one reuses the count
@@ -899,11 +935,11 @@ async def fetch_page(
         if total is None and cached is not None and counts.generation == generation:
             total = cached
         if total is not None:
-            return result.dicts(), total
+            return rows_of(result), total
     generation = counts.generation
     result, counted = await page_and_count(store, select_sql, count_sql, values, page)
     counts.put(key, counted, generation)
-    return result.dicts(), counted
+    return rows_of(result), counted
 
 
 async def page_and_count(

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+import msgspec
 import pytest
 
 from conftest import execute, make_client
@@ -228,3 +229,35 @@ def test_a_sqlite_read_that_finds_the_database_locked_waits_on_a_thread_not_the_
         assert asyncio.run(read_while_locked()) == [(0,)]
     finally:
         writer.close()
+
+
+AWKWARD_TEXT = 'Qu"ote \\ back\tslash \u00c5land \u0001 \U0001f30d </script>'
+
+
+@pytest.mark.parametrize(
+    ("exchange_rate", "estimated_gdp"),
+    [(1.0, 123456789012345.67), (0.1, 5e-324), (1e300, None), (None, 0.30000000000000004)],
+)
+def test_a_country_in_a_list_is_byte_for_byte_the_country_read_alone(
+    refreshed, database_url, exchange_rate, estimated_gdp
+):
+    """On MySQL a list's rows come as JSON written by the server (select_countries.mysql.sql),
+    a single country as plain columns: both must give the same bytes, floats and text alike."""
+    execute(
+        database_url,
+        "UPDATE countries SET exchange_rate = ?, estimated_gdp = ?, capital = ?, subregion = NULL"
+        " WHERE name = 'Ghana'",
+        (exchange_rate, estimated_gdp, AWKWARD_TEXT),
+    )
+    execute(database_url, "UPDATE refresh_state SET data_version = data_version + 1")
+    time.sleep(max(web.CACHE_RECHECK_SECONDS, db.PageCounts.RECHECK_SECONDS) + 0.1)
+    listed = refreshed.get("/countries?sort=name_asc").content
+    alone = refreshed.get("/countries/Ghana").content
+    assert alone in listed
+    ghana = msgspec.json.decode(alone)
+    assert (ghana["exchange_rate"], ghana["estimated_gdp"], ghana["capital"]) == (
+        exchange_rate,
+        estimated_gdp,
+        AWKWARD_TEXT,
+    )
+    assert list(ghana) == list(msgspec.json.decode(listed)[0])  # the same keys, in one order
