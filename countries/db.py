@@ -532,8 +532,17 @@ class MySQLReader:
     def __init__(self, database: databases.Database, prepare: Callable):
         self.pool = database._backend._pool  # databases 0.9 keeps it there; pinned
         self.prepare = prepare  # a connection's session settings (see `prepare`)
+        # Readers queue here, first come first served, and leave the pool a connection for the
+        # writes. The pool's own queue is not fair: a connection given back goes to whichever
+        # reader asks first, often one that has just arrived, so under load a few waited for
+        # ten times the median (p99 195 ms against p50 15 ms at 32 connections).
+        self.turns = asyncio.Semaphore(max(1, self.pool.maxsize - 1))
 
     async def read(self, statements: list[tuple[str, dict]], snapshot: bool) -> list[Result]:
+        async with self.turns:
+            return await self.read_now(statements, snapshot)
+
+    async def read_now(self, statements: list[tuple[str, dict]], snapshot: bool) -> list[Result]:
         connection = await self.pool.acquire()
         try:
             await self.prepare(connection)
