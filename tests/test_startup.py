@@ -4,6 +4,7 @@ allowed or what failed; exit status 1; no traceback unless LOG_LEVEL=debug."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -299,3 +300,9 @@ def test_migration_0008_gives_back_the_ids_refreshes_burnt(tmp_path):
     execute(url, "UPDATE sqlite_sequence SET seq = 663 WHERE name = 'countries'")
     db.apply_migrations(url)
     assert query_rows(url, "SELECT seq FROM sqlite_sequence WHERE name = 'countries'") == [(250,)]
+
+
+def test_what_start_up_made_is_kept_out_of_the_cyclic_collectors_way(client):
+    # the modules, classes and app of a started process: a full collection must not walk them
+    assert client.get("/readyz").json() == {"status": "ok"}
+    assert gc.get_freeze_count() > 10_000
