@@ -406,9 +406,9 @@ class SQLiteReader:
     A read runs first on the event loop itself, on a connection of the loop's own that never
     waits for a lock, within INLINE_SECONDS: an indexed page takes tens of microseconds there,
     less than the hop to a thread and back, and no thread then contends for the GIL with the
-    loop. A progress handler stops a read that runs longer; it runs again on a thread, and its
-    statements go straight to the threads for SLOW_SECONDS. A read that finds the database
-    locked goes to the threads too, where it may wait.
+    loop. A progress handler stops a read that runs longer, and a read that finds the database
+    locked; it runs again on a thread (where it may wait), and if it takes the thread more than
+    INLINE_SECONDS of CPU, its statements go straight to the threads for SLOW_SECONDS.
 
     Each thread owns a connection: a whole read (statements, rows, column names) is one hop to
     a thread, and SQLite runs it without the GIL. The hop is a queue and call_soon_threadsafe:
@@ -441,8 +441,16 @@ class SQLiteReader:
             results = self.read_inline(statements, snapshot)
             if results is not None:
                 return results
+        try:
+            results, cpu_seconds = await self.read_on_thread(statements, snapshot)
+        except BaseException:
+            self.slow_until[texts] = time.monotonic() + self.SLOW_SECONDS  # it ran to its end
+            raise
+        # Slow by the thread's own CPU time: a quick read stopped on the loop by a collector's
+        # pass or by the OS's preemption must not send its statements to the threads.
+        if cpu_seconds > self.INLINE_SECONDS:
             self.slow_until[texts] = time.monotonic() + self.SLOW_SECONDS
-        return await self.read_on_thread(statements, snapshot)
+        return results
 
     def read_inline(self, statements: list[tuple[str, dict]], snapshot: bool) -> list | None:
         """The results, or None if the read ran past INLINE_SECONDS or found the database
@@ -462,7 +470,10 @@ class SQLiteReader:
     def past_inline_deadline(self) -> bool:
         return time.perf_counter() > self.inline_deadline
 
-    async def read_on_thread(self, statements: list[tuple[str, dict]], snapshot: bool) -> list:
+    async def read_on_thread(
+        self, statements: list[tuple[str, dict]], snapshot: bool
+    ) -> tuple[list[Result], float]:
+        """The results, and the CPU seconds the thread spent on them."""
         future = self.loop.create_future()
         running: list[sqlite3.Connection] = []
         self.jobs.put((future, statements, snapshot, running))
@@ -480,7 +491,9 @@ class SQLiteReader:
                 future, statements, snapshot, running = job
                 try:
                     connection = connection or self.open(busy_timeout=self.timeout)
-                    answer = self.run(connection, statements, snapshot, running), None
+                    started = time.thread_time()
+                    results = self.run(connection, statements, snapshot, running)
+                    answer = (results, time.thread_time() - started), None
                 except Exception as error:  # the future's owner raises it
                     answer = None, error
                 self.loop.call_soon_threadsafe(settle, future, *answer)

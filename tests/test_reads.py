@@ -205,6 +205,28 @@ def test_a_sqlite_read_past_its_time_on_the_loop_finishes_on_a_thread_and_its_st
     assert loop_stalls[1] < db.SQLiteReader.INLINE_SECONDS * 50
 
 
+def test_a_quick_sqlite_read_stopped_on_the_loop_by_chance_keeps_its_statement_on_the_loop(
+    tmp_path, monkeypatch
+):
+    """A collector's pass or the OS may hold the loop past INLINE_SECONDS during a quick read:
+    it runs again on a thread, whose CPU time shows it quick, so it is not marked slow."""
+    _, open_reader = reader_on(tmp_path)
+
+    async def read() -> tuple[list, dict, int]:
+        reader = open_reader()
+        stopped = []
+        monkeypatch.setattr(reader, "past_inline_deadline", lambda: not stopped.append(1))
+        reader.inline.set_progress_handler(reader.past_inline_deadline, 1)
+        try:
+            [result] = await reader.read([("SELECT COUNT(*) FROM countries", {})], False)
+            return result.rows, reader.slow_until, len(stopped)
+        finally:
+            reader.close()
+
+    rows, slow_until, stops = asyncio.run(read())
+    assert (rows, slow_until) == ([(0,)], {}) and stops >= 1
+
+
 def test_a_sqlite_read_that_finds_the_database_locked_waits_on_a_thread_not_the_loop(tmp_path):
     path, open_reader = reader_on(tmp_path)
     writer = sqlite3.connect(path, isolation_level=None)
