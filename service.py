@@ -49,6 +49,7 @@ from countries.core import (
     CURRENCY_CODE,
     FIRST_DAY,
     LAST_DAY,
+    CountryRecord,
     StoredRates,
     bad_days,
     changes_user,
@@ -386,19 +387,10 @@ class User(msgspec.Struct, forbid_unknown_fields=True):
     updated_at: Timestamp
 
 
-class Country(msgspec.Struct, forbid_unknown_fields=True):
-    id: int
-    name: str
+class Country(CountryRecord, forbid_unknown_fields=True):
+    # the record's fields, in its order, with the patterns the answers keep to
     alpha2_code: Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")] | None
     alpha3_code: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] | None
-    capital: str | None
-    region: str | None
-    subregion: str | None
-    population: int
-    currency_code: str | None
-    exchange_rate: float | None
-    estimated_gdp: float | None
-    flag_url: str | None
     last_refreshed_at: Timestamp
 
 

@@ -386,6 +386,28 @@ ATTRIBUTIONS = {
 }
 
 
+class CountryRecord(msgspec.Struct):
+    """A stored country as the service answers it, its keys in this order. db decodes into it
+    the rows MySQL writes as JSON (queries/select_countries.mysql.sql), which puts the keys in
+    this order whatever order the server wrote them in (MySQL 8 sorts them) and makes a whole
+    DOUBLE written as an integer (1.0 as 1) a float again; service.Country adds the patterns
+    /openapi.json shows."""
+
+    id: int
+    name: str
+    alpha2_code: str | None
+    alpha3_code: str | None
+    capital: str | None
+    region: str | None
+    subregion: str | None
+    population: int
+    currency_code: str | None
+    exchange_rate: float | None
+    estimated_gdp: float | None
+    flag_url: str | None
+    last_refreshed_at: str
+
+
 class StoredRates(NamedTuple):
     """The rates table the last refresh stored: code -> rate against the US dollar."""
 

@@ -29,6 +29,7 @@ import pymysql
 
 from countries.core import (
     MAX_SHORT_TEXT,
+    CountryRecord,
     StoredRates,
     changes_user,
     search_key,
@@ -836,31 +837,12 @@ async def select_countries(
     return await fetch_page(store, select, count, values, page, country_page_rows)
 
 
-class StoredCountry(msgspec.Struct):
-    """A country as select_countries.mysql.sql writes it. Decoding into it puts the keys in the
-    order of select_countries.sqlite.sql whatever order the server wrote them in (MySQL 8 sorts
-    them), and makes a whole DOUBLE that the server wrote as an integer (1.0 as 1) a float again."""
-
-    id: int
-    name: str
-    alpha2_code: str | None
-    alpha3_code: str | None
-    capital: str | None
-    region: str | None
-    subregion: str | None
-    population: int
-    currency_code: str | None
-    exchange_rate: float | None
-    estimated_gdp: float | None
-    flag_url: str | None
-    last_refreshed_at: str
-
-
-COUNTRY_PAGE = msgspec.json.Decoder(list[StoredCountry])
+COUNTRY_PAGE = msgspec.json.Decoder(list[CountryRecord])
 
 
 def country_page_rows(result: Result) -> list[dict]:
-    """The countries of a select_countries page, from either form of the query."""
+    """The countries of a select_countries page, from either form of the query (see
+    CountryRecord)."""
     if [column[0] for column in result.description] != ["country_json"]:
         return result.dicts()
     countries = COUNTRY_PAGE.decode("[" + ",".join(text for (text,) in result.rows) + "]")
