@@ -38,7 +38,8 @@ SHAPES = [
     MissShape("currency", "/countries?currency={currency}&limit=20", ("/countries", "currency"), True),
     MissShape("region sorted", "/countries?region={region}&sort=population_desc", ("/countries", "region"), False),
     MissShape("subregion", "/countries?subregion={subregion}&limit=20", ("/countries", "subregion"), True),
-    MissShape("code", "/countries?code={codes}", ("/countries", "code"), True),
+    # limit=20: the renamed copies that make 100,000 rows keep their codes (400 countries a code)
+    MissShape("code", "/countries?code={codes}&limit=20", ("/countries", "code"), True),
     MissShape("q", "/countries?q={q}&limit=20", ("/countries", "q"), False),
 ]  # fmt: skip
 QUICK_SHAPE = "page"
