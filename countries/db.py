@@ -843,7 +843,7 @@ COUNTRY_PAGE = msgspec.json.Decoder(list[CountryRecord])
 def country_page_rows(result: Result) -> list[dict]:
     """The countries of a select_countries page, from either form of the query (see
     CountryRecord)."""
-    if [column[0] for column in result.description] != ["country_json"]:
+    if result.description[0][0] != "country_json":
         return result.dicts()
     countries = COUNTRY_PAGE.decode("[" + ",".join(text for (text,) in result.rows) + "]")
     return [msgspec.structs.asdict(country) for country in countries]
