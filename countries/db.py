@@ -418,7 +418,7 @@ class SQLiteReader:
     THREADS = 2
     INLINE_SECONDS = 0.002
     SLOW_SECONDS = 5.0
-    # SQLite virtual-machine steps between looks at the clock: a few microseconds of work
+    # SQLite virtual-machine steps between looks at the clock: ~30 us of work here
     PROGRESS_STEPS = 1000
 
     def __init__(self, path: str, timeout: float):
@@ -444,8 +444,8 @@ class SQLiteReader:
                 return results
         try:
             results, cpu_seconds = await self.read_on_thread(statements, snapshot)
-        except BaseException:
-            self.slow_until[texts] = time.monotonic() + self.SLOW_SECONDS  # it ran to its end
+        except asyncio.CancelledError:  # still running at its deadline: slow by any measure
+            self.slow_until[texts] = time.monotonic() + self.SLOW_SECONDS
             raise
         # Slow by the thread's own CPU time: a quick read stopped on the loop by a collector's
         # pass or by the OS's preemption must not send its statements to the threads.

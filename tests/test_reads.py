@@ -182,7 +182,7 @@ def test_a_sqlite_read_past_its_time_on_the_loop_finishes_on_a_thread_and_its_st
         "SELECT COUNT(*) FROM n"
     )
 
-    async def read() -> tuple[int, int, list[float]]:
+    async def read() -> tuple[list[int], dict, list[float]]:
         reader = open_reader()
         try:
             answers, loop_stalls = [], []
