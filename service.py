@@ -43,7 +43,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, db, metrics, openapi, refresh, web
+from countries import VERSION, db, metrics, openapi, refresh, routing, web
 from countries.core import (
     ATTRIBUTIONS,
     CURRENCY_CODE,
@@ -77,8 +77,9 @@ from countries.errors import (
     validation_error,
 )
 from countries.openapi import Operation
+from countries.routing import Endpoint
 from countries.sources import jittered_backoff
-from countries.web import Endpoint, cached, convert_or_400, json_response, query_values, read_body
+from countries.web import cached, convert_or_400, json_response, query_values, read_body
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -548,10 +549,7 @@ async def refuse_early_refresh(request: Request) -> None:
     refresh by any process (its time is in the database)."""
     state = request.app.state
     settings: Settings = state.settings
-    token = (settings.admin_token or "").encode()
-    if settings.refresh_min_interval <= 0 or web.bearer_matches(
-        request.headers.get("authorization", "").encode("latin-1"), token
-    ):
+    if settings.refresh_min_interval <= 0 or request.scope[routing.ADMIN]:
         return
     last = (await db.select_status(state.store))["last_refreshed_at"]
     if last is None:
@@ -900,7 +898,7 @@ WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
 ROUTE_TABLE = [
     Endpoint("/countries/refresh", "POST", refresh_countries, Operation(
         "Refetch both upstreams, recompute every estimate, redraw the image", (200, RefreshResult),
-        (408, 413, 429, 503))),
+        (408, 413, 429, 503)), protected=True),
     Endpoint("/countries/image", "GET", get_image, Operation(
         "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
         media_type="image/png", cached=True)),
@@ -911,7 +909,7 @@ ROUTE_TABLE = [
         "One country by name, else by ISO alpha-2 or alpha-3 code, case-insensitively", (200, CountryFields),
         (400, 404, 503), query=CountryQuery, cached=True)),
     Endpoint(COUNTRY, "DELETE", delete_country, Operation(
-        "Delete one country by name, else by ISO code", (200, Message), (404, 408, 413, 503))),
+        "Delete one country by name, else by ISO code", (200, Message), (404, 408, 413, 503)), protected=True),
     Endpoint("/currencies", "GET", list_currencies, Operation(
         "Every currency in the stored rates or used by a country, with its rate against USD",
         (200, list[Currency]), (404, 503), cached=True)),
@@ -925,15 +923,19 @@ ROUTE_TABLE = [
         "Each day's last stored rates, in any base; text/csv by Accept", (200, RatesHistory),
         (400, 404, 503), query=HistoryQuery, also=("text/csv",), cached=True)),
     Endpoint("/users", "GET", list_users, Operation(
-        "Users, oldest first, paged", (200, list[User]), (400, 503), query=UserListQuery, headers=("X-Total-Count",))),
+        "Users, oldest first, paged", (200, list[User]), (400, 503), query=UserListQuery,
+        headers=("X-Total-Count",)), protected=True),
     Endpoint("/users", "POST", create_user, Operation(
-        "Register a user", (201, User), (400, 408, 409, 413, 415, 503), body=UserIn, headers=("Location",))),
-    Endpoint(USER, "GET", get_user, Operation("One user; any id that is not a user's is 404", (200, User), (404, 503))),
+        "Register a user", (201, User), (400, 408, 409, 413, 415, 503), body=UserIn,
+        headers=("Location",)), protected=True),
+    Endpoint(USER, "GET", get_user, Operation(
+        "One user; any id that is not a user's is 404", (200, User), (404, 503)), protected=True),
     Endpoint(USER, "PUT", replace_user, Operation(
-        "Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn)),
+        "Replace every field of a user", (200, User), WRITE_ERRORS, body=UserIn), protected=True),
     Endpoint(USER, "PATCH", patch_user, Operation(
-        "Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch)),
-    Endpoint(USER, "DELETE", delete_user, Operation("Delete a user", (200, Message), (404, 408, 413, 503))),
+        "Change some fields of a user", (200, User), WRITE_ERRORS, body=UserPatch), protected=True),
+    Endpoint(USER, "DELETE", delete_user, Operation(
+        "Delete a user", (200, Message), (404, 408, 413, 503)), protected=True),
     Endpoint("/status", "GET", get_status, Operation(
         "How many countries, and when the last refresh was", (200, Status), (503,), cached=True)),
     Endpoint("/", "GET", index, Operation("What this service is, and its routes", (200, Index))),
@@ -941,7 +943,7 @@ ROUTE_TABLE = [
     Endpoint("/readyz", "GET", readyz, Operation("200 while the database answers", (200, Health), (503,))),
     Endpoint("/metrics", "GET", get_metrics, Operation(
         "Prometheus metrics: requests, refreshes, upstream attempts, cache, countries", (200, None), (503,),
-        media_type="text/plain")),
+        media_type="text/plain"), protected=True),
     Endpoint("/openapi.json", "GET", openapi_json, Operation("This document", (200, dict))),
     Endpoint("/docs", "GET", docs_page, Operation("Swagger UI for this document", (200, None), media_type="text/html")),
 ]  # fmt: skip
@@ -955,19 +957,9 @@ INDEX = Index(
 )
 
 routes = [
-    *web.build_routes(ROUTE_TABLE),
+    *routing.build_routes(ROUTE_TABLE),
     Mount(openapi.DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets"),
 ]
-
-
-def is_protected(method: str, path: str) -> bool:
-    """What ADMIN_TOKEN guards: refresh, DELETE, /metrics, and every /users route (emails are
-    personal data)."""
-    if path in ("/users", "/metrics") or path.startswith("/users/"):
-        return True
-    if method == "DELETE" and path.startswith("/countries/"):
-        return True
-    return method == "POST" and path == "/countries/refresh"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1025,19 +1017,14 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(web.log_requests, access_log=access_log, metrics=app_metrics, routes=routes),
             *([Middleware(web.allow_cors, origins=origins)] if origins else []),
             Middleware(web.compress_answers),
-            Middleware(
-                web.require_admin_token, token=settings.admin_token, is_protected=is_protected
-            ),
-            Middleware(web.redirect_trailing_slash, routes=routes),
         ],
         exception_handlers={
             ApiError: web.handle_api_error,
             HTTPException: web.handle_http_exception,
         },
     )
-    # trailing slashes are redirect_trailing_slash's: a 308 with a relative Location, where
-    # Starlette's own is a 307 to an absolute http:// URL built from Host
-    app.router.redirect_slashes = False
+    # the token guard, control characters and trailing slashes are decided with routing
+    app.router = routing.GuardedRouter(routes, settings.admin_token, lifespan=lifespan)
     state = app.state
     state.settings = settings = with_sources_chosen(settings)
     state.store = db.make_store(settings.database_url, settings.db_timeout)
@@ -1052,9 +1039,8 @@ def create_app(settings: Settings) -> Starlette:
     state.backoff = jittered_backoff(state.random)
     # database work run again after a conflict pauses as upstream retries do (and as tests pin)
     state.store.backoff = lambda attempt: state.backoff(attempt)
-    guard = is_protected if settings.admin_token is not None else None
     state.openapi = web.JSON_ENCODER.encode(
-        openapi.openapi_document(app.routes, __doc__.strip(), guard)
+        openapi.openapi_document(app.routes, __doc__.strip(), settings.admin_token is not None)
     )
     return app
 

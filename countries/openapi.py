@@ -5,7 +5,6 @@ served from the installed swagger-ui-bundle package so that it works offline."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -242,12 +241,10 @@ def response_object(status: int, method: str, operation: Operation, schemas: dic
     return described
 
 
-def operation_object(
-    route: Route, method: str, row: Any, schemas: dict, protected: Callable[[str, str], bool] | None
-) -> dict:
+def operation_object(route: Route, method: str, row: Any, schemas: dict, token_set: bool) -> dict:
     operation: Operation = row.operation
-    # the same rule the token guard applies, so the document cannot disagree with it
-    guarded = protected is not None and protected(method, route.path)
+    # the route table's column the token guard reads, so the document cannot disagree with it
+    guarded = token_set and row.protected
     statuses = {operation.returns[0], *operation.statuses, 500} | ({401} if guarded else set())
     statuses |= {304} if operation.cached else set()
     statuses |= {308} if may_end_in_slash(route) else set()
@@ -277,11 +274,9 @@ def document_tags(paths: dict) -> list[dict]:
     return [{"name": name} for name in order if name in used]
 
 
-def openapi_document(
-    app_routes: list, description: str, protected: Callable[[str, str], bool] | None
-) -> dict:
-    """The OpenAPI 3.1 document of every route. `protected` is the token guard's rule, or None when
-    no ADMIN_TOKEN is set."""
+def openapi_document(app_routes: list, description: str, token_set: bool) -> dict:
+    """The OpenAPI 3.1 document of every route; with `token_set` (ADMIN_TOKEN is set), the
+    protected operations name the bearer scheme."""
     found = documented_routes(app_routes)
     operations = [row.operation for _, _, row in found]
     types = [ErrorBody] + [
@@ -292,7 +287,7 @@ def openapi_document(
     schemas = dict(zip(types, refs))
     paths: dict[str, dict] = {}
     for route, method, row in found:
-        described = operation_object(route, method, row, schemas, protected)
+        described = operation_object(route, method, row, schemas, token_set)
         paths.setdefault(route.path_format, {})[method.lower()] = described
     document = {
         "openapi": "3.1.0",
@@ -305,7 +300,7 @@ def openapi_document(
         "paths": paths,
         "components": {"schemas": components},
     }
-    if protected is not None:
+    if token_set:
         document["components"]["securitySchemes"] = {
             "bearerAuth": {"type": "http", "scheme": "bearer"}
         }

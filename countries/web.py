@@ -21,13 +21,13 @@ import time
 import typing
 import weakref
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal
 
 import msgspec
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
+from starlette.routing import BaseRoute, Match
 
 from countries import db
 from countries.core import JSON_ERRORS
@@ -569,52 +569,6 @@ def unexpected_error_response(method: str, path: str, error: Exception) -> Respo
     return error_response(500, "Internal server error")
 
 
-class Endpoint(NamedTuple):
-    """One row of the route table: a path, a method, its handler and what /openapi.json says of it."""
-
-    path: str
-    method: str
-    handler: Callable
-    operation: Any
-
-
-def build_routes(table: list[Endpoint]) -> list[Route]:
-    """One Route per path for all its methods, in the table's order, so that a 405 lists them all
-    in `Allow`: Starlette answers a wrong method with the `Allow` of the first route on the path."""
-    by_path: dict[str, dict[str, Endpoint]] = {}
-    for row in table:
-        by_path.setdefault(row.path, {})[row.method] = row
-    return [method_route(path, rows) for path, rows in by_path.items()]
-
-
-def method_route(path: str, rows: dict[str, Endpoint]) -> Route:
-    handlers = {method: row.handler for method, row in rows.items()}
-
-    async def endpoint(request: Request) -> Response:
-        return await handlers["GET" if request.method == "HEAD" else request.method](request)
-
-    endpoint.endpoints = rows  # for whoever describes the routes
-    return Route(path, endpoint, methods=list(handlers))
-
-
-def require_admin_token(
-    app: Any, token: str | None, is_protected: Callable[[str, str], bool]
-) -> Any:
-    """ASGI middleware: the 401 comes before routing, so before every other error."""
-    expected = (token or "").encode()
-
-    async def guarded(scope, receive, send):
-        if token and scope["type"] == "http" and is_protected(scope["method"], scope["path"]):
-            if not bearer_matches(dict(scope["headers"]).get(b"authorization", b""), expected):
-                unauthorized = error_response(
-                    401, "Unauthorized", headers={"WWW-Authenticate": "Bearer"}
-                )
-                return await unauthorized(scope, receive, send)
-        await app(scope, receive, send)
-
-    return guarded
-
-
 def compress_answers(app: Any) -> Any:
     """ASGI middleware for the answers the cache does not hold (users, errors, documents): a JSON
     or CSV answer gets `Vary: Accept-Encoding`, and is gzipped when it is GZIP_MIN_BYTES or more
@@ -734,40 +688,6 @@ def preflight_answer(origin: bytes, anyone: bool) -> Response:
         (b"access-control-max-age", CORS_MAX_AGE.encode()),
     ]
     return response
-
-
-def redirect_trailing_slash(app: Any, routes: list) -> Any:
-    """ASGI middleware, before routing: a path with one trailing slash that names a route without
-    it is a 308 (the method kept) to that path, with a relative Location that keeps the percent-
-    encoding and the query string, so that it is right behind any proxy. `/countries/Nigeria/` is
-    a 308 to `/countries/Nigeria`; `/`, `//`, and an encoded slash (`%2F`) are left alone."""
-
-    async def redirecting(scope, receive, send):
-        # the common case first: a path that does not end in a slash costs one look
-        if scope["type"] == "http" and scope["path"].endswith("/") and scope["path"] != "/":
-            target = slashless_target(scope, routes)
-            if target is not None:
-                moved = Response(status_code=308, headers={"Location": target})
-                return await moved(scope, receive, send)
-        await app(scope, receive, send)
-
-    return redirecting
-
-
-def slashless_target(scope: dict, routes: list) -> str | None:
-    raw = scope.get("raw_path") or scope["path"].encode("utf-8")
-    raw = raw.split(b"?", 1)[0]
-    if not raw.endswith(b"/") or raw.endswith(b"//") or len(raw) < 2:
-        return None
-    path = raw[:-1]
-    # a Location of `//host` or `/\host` would send the client to another host
-    if path[1:2] in (b"/", b"\\"):
-        return None
-    stripped = {**scope, "path": scope["path"][:-1], "raw_path": path}
-    if not any(route.matches(stripped)[0] != Match.NONE for route in routes):
-        return None
-    query = scope.get("query_string", b"")
-    return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
 def bearer_matches(authorization: bytes, expected: bytes) -> bool:
