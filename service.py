@@ -74,6 +74,7 @@ from countries.errors import (
     StartupError,
     database_unavailable,
     shown_setting,
+    url_syntax_problem,
     validation_error,
 )
 from countries.openapi import Operation
@@ -209,11 +210,19 @@ def load_settings(
         invalid["refresh_interval"] = f"must be 0 (off) or at least {MIN_REFRESH_INTERVAL} seconds"
     if "host" in values and not is_host(values["host"]):
         invalid["host"] = "must be an IP address or a host name"
-    for field in UPSTREAM_URL_SETTINGS:
-        if field in values and not is_http_url(values[field]):
-            invalid[field] = "must be an http:// or https:// URL"
     if "database_url" in values and (problem := db.database_url_problem(values["database_url"])):
         invalid["database_url"] = problem
+    unreadable = {
+        # every other URL setting, those to come included: readable first, then its own rule
+        field: problem
+        for env_name, field in SETTING_NAMES.items()
+        if env_name.endswith("_URL") and field in values and field not in invalid
+        if (problem := url_syntax_problem(values[field]))
+    }
+    for field in UPSTREAM_URL_SETTINGS:
+        if field in values and field not in unreadable and not is_http_url(values[field]):
+            invalid[field] = "must be an http:// or https:// URL"
+    invalid.update(unreadable)
     problems = unknown_keys(file_values, os.environ if environ is None else environ)
     problems += [
         f"{shown_setting(field.upper(), raw[field.upper()])}: {problem}"

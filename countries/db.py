@@ -94,7 +94,10 @@ def database_url_problem(database_url: str) -> str | None:
         return None
     if scheme not in ("mysql", "mariadb"):
         return f"must be sqlite:///file.db or {EXAMPLE_MYSQL_URL}"
-    parts = urllib.parse.urlsplit(database_url)
+    try:
+        parts = urllib.parse.urlsplit(database_url)
+    except ValueError as error:
+        return f"is not a URL that can be read ({error}), as in {EXAMPLE_MYSQL_URL}"
     try:
         parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:

@@ -42,12 +42,22 @@ KEY_LIKE_SEGMENT = re.compile(r"(?=[^/]*\d)(?=[^/]*[A-Za-z])[A-Za-z0-9_\-]{20,}"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def url_syntax_problem(url: str) -> str | None:
+    """What makes a URL setting unreadable (`http://[::1:9/x`, a port that is not a number)."""
+    try:
+        urllib.parse.urlsplit(url).port  # noqa: B018 (the port is parsed when it is read)
+    except ValueError as error:
+        return f"is not a URL that can be read ({error})"
+    return None
+
+
 def masked_url(url: str) -> str:
     """`url` fit for a log line: the password, key-like query values and path segments starred."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
-        return "***"
+        # unreadable: only what precedes any user, password, path or query is shown
+        return url.split("//", 1)[0] + "//***" if "//" in url else "***"
     netloc = parts.netloc
     if parts.password is not None:
         netloc = netloc.replace(":" + parts.password + "@", ":***@", 1)

@@ -306,3 +306,38 @@ def test_what_start_up_made_is_kept_out_of_the_cyclic_collectors_way(client):
     # the modules, classes and app of a started process: a full collection must not walk them
     assert client.get("/readyz").json() == {"status": "ok"}
     assert gc.get_freeze_count() > 10_000
+
+
+URL_SETTINGS = [name for name in service.SETTING_NAMES if name.endswith("_URL")]
+
+
+@pytest.mark.parametrize("name", URL_SETTINGS)
+@pytest.mark.parametrize(
+    "url, cause",
+    [
+        ("http://[::1:9/x", "Invalid IPv6 URL"),
+        ("mysql://app:s3cret@[::1:9/countries", "Invalid IPv6 URL"),
+        ("http://app:s3cret@host:99999/x", "Port out of range 0-65535"),
+    ],
+)
+def test_an_unreadable_url_in_any_url_setting_is_one_line(name, url, cause):
+    with pytest.raises(StartupError) as failure:
+        service.load_settings({name: url}, None)
+    message = str(failure.value)
+    assert message.startswith(f"{name}=") and "s3cret" not in message
+    if name == "DATABASE_URL":
+        # its own rules come first: the scheme, then the port
+        assert (
+            url.startswith("http")
+            and "must be sqlite:///file.db or mysql://" in message
+            or (f"{cause}), as in mysql://" in message or "port must be a number" in message)
+        )
+    else:
+        assert message.endswith(f": is not a URL that can be read ({cause})")
+
+
+def test_an_unreadable_url_stops_the_start_with_one_line_and_no_traceback(tmp_path):
+    line = the_one_line(tmp_path, EXCHANGE_API_URL="http://[::1:9/x")
+    assert line.endswith(
+        "cannot start: EXCHANGE_API_URL=http://***: is not a URL that can be read (Invalid IPv6 URL)"
+    )
