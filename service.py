@@ -80,7 +80,7 @@ from countries.errors import (
 from countries.openapi import Operation
 from countries.routing import Endpoint
 from countries.sources import jittered_backoff
-from countries.web import cached, convert_or_400, json_response, query_values, read_body
+from countries.web import convert_or_400, json_response, query_values, read_body
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -585,39 +585,29 @@ def projected(row: dict, names: tuple[str, ...] | None) -> dict:
 
 
 async def list_countries(request: Request) -> Response:
-    async def answer() -> Response:
-        query = convert_or_400(query_values(request), ListQuery, strict=False)
-        filters = {
-            name: getattr(query, name)
-            for name in LIST_FILTERS
-            if getattr(query, name) is not msgspec.UNSET
-        }
-        sort = None if query.sort is msgspec.UNSET else query.sort
-        limit = None if query.limit is msgspec.UNSET else query.limit
-        rows, total = await db.select_countries(
-            request.app.state.store, filters, sort, limit, query.offset
-        )
-        names = projection(query.fields)
-        if names is not None:
-            rows = [projected(row, names) for row in rows]
-        return json_response(rows, headers={"X-Total-Count": str(total)})
-
-    # keyed by the query string as sent, so that a hit skips parsing and validating it again
-    return await cached(request, ("list", request.scope["query_string"]), answer)
+    query = convert_or_400(query_values(request), ListQuery, strict=False)
+    filters = {
+        name: getattr(query, name)
+        for name in LIST_FILTERS
+        if getattr(query, name) is not msgspec.UNSET
+    }
+    sort = None if query.sort is msgspec.UNSET else query.sort
+    limit = None if query.limit is msgspec.UNSET else query.limit
+    rows, total = await db.select_countries(
+        request.app.state.store, filters, sort, limit, query.offset
+    )
+    names = projection(query.fields)
+    if names is not None:
+        rows = [projected(row, names) for row in rows]
+    return json_response(rows, headers={"X-Total-Count": str(total)})
 
 
 async def get_country(request: Request) -> Response:
-    name = request.path_params["name"]
-
-    async def answer() -> Response:
-        country = await db.select_country(request.app.state.store, name)
-        if country is None:
-            raise ApiError(404, "Country not found")  # before a bad `fields`: 404 comes before 400
-        query = convert_or_400(query_values(request), CountryQuery, strict=False)
-        return json_response(projected(country, projection(query.fields)))
-
-    # the lookup (name, else code) depends on the folded name alone, so that is the key
-    return await cached(request, ("country", text_key(name), request.scope["query_string"]), answer)
+    country = await db.select_country(request.app.state.store, request.path_params["name"])
+    if country is None:
+        raise ApiError(404, "Country not found")  # before a bad `fields`: 404 comes before 400
+    query = convert_or_400(query_values(request), CountryQuery, strict=False)
+    return json_response(projected(country, projection(query.fields)))
 
 
 async def delete_country(request: Request) -> Response:
@@ -631,15 +621,12 @@ async def delete_country(request: Request) -> Response:
 
 
 async def get_image(request: Request) -> Response:
-    async def answer() -> Response:
-        image = await db.select_summary_image(request.app.state.store)
-        if image is None:
-            raise ApiError(404, "Summary image not found")
-        png, etag = image
-        headers = {"ETag": etag, "Content-Disposition": 'inline; filename="summary.png"'}
-        return Response(png, headers=headers, media_type="image/png")
-
-    return await cached(request, "image", answer)
+    image = await db.select_summary_image(request.app.state.store)
+    if image is None:
+        raise ApiError(404, "Summary image not found")
+    png, etag = image
+    headers = {"ETag": etag, "Content-Disposition": 'inline; filename="summary.png"'}
+    return Response(png, headers=headers, media_type="image/png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -658,49 +645,40 @@ async def stored_rates(request: Request) -> StoredRates:
 
 
 async def list_currencies(request: Request) -> Response:
-    async def answer() -> Response:
-        found = await db.select_currencies(request.app.state.store)
-        if found is None:
-            raise ApiError(404, "Rates not found")
-        return json_response(currency_list(*found))
-
-    return await cached(request, "currencies", answer)
+    found = await db.select_currencies(request.app.state.store)
+    if found is None:
+        raise ApiError(404, "Rates not found")
+    return json_response(currency_list(*found))
 
 
 async def get_rates(request: Request) -> Response:
-    async def answer() -> Response:
-        stored = await stored_rates(request)
-        values = query_values(request)
-        problems = unknown_codes(values, ("base", "symbols"), stored.rates.__contains__)
-        query = convert_or_400(values, RatesQuery, strict=False, details=problems)
-        base = query.base.upper()
-        symbols = stored.rates if query.symbols is msgspec.UNSET else parse_codes(query.symbols)
-        rates = rates_in_base(stored.rates, base, list(symbols))
-        return json_response(Rates(
-            base, stored.updated_at, stored.refreshed_at, stored.source,
-            ATTRIBUTIONS[stored.source], rates,
-        ))  # fmt: skip
-
-    return await cached(request, ("rates", request.scope["query_string"]), answer)
+    stored = await stored_rates(request)
+    values = query_values(request)
+    problems = unknown_codes(values, ("base", "symbols"), stored.rates.__contains__)
+    query = convert_or_400(values, RatesQuery, strict=False, details=problems)
+    base = query.base.upper()
+    symbols = stored.rates if query.symbols is msgspec.UNSET else parse_codes(query.symbols)
+    rates = rates_in_base(stored.rates, base, list(symbols))
+    return json_response(Rates(
+        base, stored.updated_at, stored.refreshed_at, stored.source,
+        ATTRIBUTIONS[stored.source], rates,
+    ))  # fmt: skip
 
 
 async def convert(request: Request) -> Response:
-    async def answer() -> Response:
-        stored = await stored_rates(request)
-        values = query_values(request)
-        problems = unknown_codes(values, ("from", "to"), stored.rates.__contains__)
-        query = convert_or_400(values, ConvertQuery, strict=False, details=problems)
-        source, target = query.from_.upper(), query.to.upper()
-        rate = cross_rate(stored.rates, source, target)
-        result = converted(query.amount, rate) if rate is not None else None
-        if result is None:  # only absurd stored rates (1e300) get here
-            raise validation_error({"amount": f"{source} to {target}: too large to compute"})
-        return json_response(Conversion(
-            source, target, query.amount, rate, result, stored.updated_at, stored.source,
-            ATTRIBUTIONS[stored.source],
-        ))  # fmt: skip
-
-    return await cached(request, ("convert", request.scope["query_string"]), answer)
+    stored = await stored_rates(request)
+    values = query_values(request)
+    problems = unknown_codes(values, ("from", "to"), stored.rates.__contains__)
+    query = convert_or_400(values, ConvertQuery, strict=False, details=problems)
+    source, target = query.from_.upper(), query.to.upper()
+    rate = cross_rate(stored.rates, source, target)
+    result = converted(query.amount, rate) if rate is not None else None
+    if result is None:  # only absurd stored rates (1e300) get here
+        raise validation_error({"amount": f"{source} to {target}: too large to compute"})
+    return json_response(Conversion(
+        source, target, query.amount, rate, result, stored.updated_at, stored.source,
+        ATTRIBUTIONS[stored.source],
+    ))  # fmt: skip
 
 
 async def history_query(request: Request, stored: StoredRates) -> HistoryQuery:
@@ -724,33 +702,27 @@ async def history_query(request: Request, stored: StoredRates) -> HistoryQuery:
 
 
 async def get_rates_history(request: Request) -> Response:
-    as_csv = web.prefers_csv(request.headers.get("accept", ""))
-
-    async def answer() -> Response:
-        store = request.app.state.store
-        stored = await stored_rates(request)
-        query = await history_query(request, stored)
-        base, symbols = query.base.upper(), parse_codes(query.symbols)
-        first = None if query.from_ is msgspec.UNSET else query.from_
-        last = None if query.to is msgspec.UNSET else query.to
-        codes = list(dict.fromkeys(symbols + ([] if base == "USD" else [base])))
-        rows = await db.select_rate_history(store, first or FIRST_DAY, last or LAST_DAY, codes)
-        days, rates = split_history(rows)
-        table = history_table(days, rates, base, symbols)
-        if as_csv:  # the same URL answers CSV or JSON: shared caches must key by Accept too
-            return Response(
-                history_csv(table, symbols), headers={"Vary": "Accept"}, media_type="text/csv"
-            )
-        # a bound left out is the first or last stored day (the other bound if none is stored;
-        # the day of the stored rates if neither is given and no snapshot is stored at all)
-        first = first or min(days, default=last) or stored.updated_at[:10]
-        last = last or max(days, default=first)
-        source, attribution = history_attribution(days, stored.source)
-        history = RatesHistory(base, first, last, source, attribution, table)
-        return json_response(history, headers={"Vary": "Accept"})
-
-    key = ("history", request.scope["query_string"], as_csv)
-    return await cached(request, key, answer)
+    store = request.app.state.store
+    stored = await stored_rates(request)
+    query = await history_query(request, stored)
+    base, symbols = query.base.upper(), parse_codes(query.symbols)
+    first = None if query.from_ is msgspec.UNSET else query.from_
+    last = None if query.to is msgspec.UNSET else query.to
+    codes = list(dict.fromkeys(symbols + ([] if base == "USD" else [base])))
+    rows = await db.select_rate_history(store, first or FIRST_DAY, last or LAST_DAY, codes)
+    days, rates = split_history(rows)
+    table = history_table(days, rates, base, symbols)
+    if wants_csv(request):  # the same URL answers CSV or JSON: shared caches key by Accept too
+        return Response(
+            history_csv(table, symbols), headers={"Vary": "Accept"}, media_type="text/csv"
+        )
+    # a bound left out is the first or last stored day (the other bound if none is stored;
+    # the day of the stored rates if neither is given and no snapshot is stored at all)
+    first = first or min(days, default=last) or stored.updated_at[:10]
+    last = last or max(days, default=first)
+    source, attribution = history_attribution(days, stored.source)
+    history = RatesHistory(base, first, last, source, attribution, table)
+    return json_response(history, headers={"Vary": "Accept"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -844,10 +816,7 @@ async def delete_user(request: Request) -> Response:
 
 
 async def get_status(request: Request) -> Response:
-    async def answer() -> Response:
-        return json_response(Status(**await db.select_status(request.app.state.store)))
-
-    return await cached(request, "status", answer)
+    return json_response(Status(**await db.select_status(request.app.state.store)))
 
 
 async def index(request: Request) -> Response:
@@ -900,6 +869,29 @@ class CountryNameConvertor(Convertor):
 
 register_url_convertor("country_name", CountryNameConvertor())
 
+
+def whole(request: Request) -> None:
+    """One answer whatever the query string says."""
+
+
+def by_query(request: Request) -> bytes:
+    # the query string as sent, so that a hit skips parsing and validating it again
+    return request.scope["query_string"]
+
+
+def by_name_and_query(request: Request) -> tuple[str, bytes]:
+    # the lookup (name, else code) depends on the folded name alone
+    return text_key(request.path_params["name"]), request.scope["query_string"]
+
+
+def wants_csv(request: Request) -> bool:
+    return web.prefers_csv(request.headers.get("accept", ""))
+
+
+def by_query_and_format(request: Request) -> tuple[bytes, bool]:
+    return request.scope["query_string"], wants_csv(request)
+
+
 COUNTRY = "/countries/{name:country_name}"
 USER = "/users/{id}"
 WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
@@ -910,27 +902,26 @@ ROUTE_TABLE = [
         (408, 413, 429, 503)), protected=True),
     Endpoint("/countries/image", "GET", get_image, Operation(
         "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
-        media_type="image/png", cached=True)),
+        media_type="image/png"), cache=whole),
     Endpoint("/countries", "GET", list_countries, Operation(
         "Countries, filtered, sorted and paged", (200, list[CountryFields]), (400, 503), query=ListQuery,
-        headers=("X-Total-Count",), cached=True)),
+        headers=("X-Total-Count",)), cache=by_query),
     Endpoint(COUNTRY, "GET", get_country, Operation(
         "One country by name, else by ISO alpha-2 or alpha-3 code, case-insensitively", (200, CountryFields),
-        (400, 404, 503), query=CountryQuery, cached=True)),
+        (400, 404, 503), query=CountryQuery), cache=by_name_and_query),
     Endpoint(COUNTRY, "DELETE", delete_country, Operation(
         "Delete one country by name, else by ISO code", (200, Message), (404, 408, 413, 503)), protected=True),
     Endpoint("/currencies", "GET", list_currencies, Operation(
         "Every currency in the stored rates or used by a country, with its rate against USD",
-        (200, list[Currency]), (404, 503), cached=True)),
+        (200, list[Currency]), (404, 503)), cache=whole),
     Endpoint("/rates", "GET", get_rates, Operation(
-        "The stored rates in any base", (200, Rates), (400, 404, 503), query=RatesQuery,
-        cached=True)),
+        "The stored rates in any base", (200, Rates), (400, 404, 503), query=RatesQuery), cache=by_query),
     Endpoint("/convert", "GET", convert, Operation(
         "An amount converted at the stored cross rate", (200, Conversion), (400, 404, 503),
-        query=ConvertQuery, cached=True)),
+        query=ConvertQuery), cache=by_query),
     Endpoint("/rates/history", "GET", get_rates_history, Operation(
         "Each day's last stored rates, in any base; text/csv by Accept", (200, RatesHistory),
-        (400, 404, 503), query=HistoryQuery, also=("text/csv",), cached=True)),
+        (400, 404, 503), query=HistoryQuery, also=("text/csv",)), cache=by_query_and_format),
     Endpoint("/users", "GET", list_users, Operation(
         "Users, oldest first, paged", (200, list[User]), (400, 503), query=UserListQuery,
         headers=("X-Total-Count",)), protected=True),
@@ -946,7 +937,7 @@ ROUTE_TABLE = [
     Endpoint(USER, "DELETE", delete_user, Operation(
         "Delete a user", (200, Message), (404, 408, 413, 503)), protected=True),
     Endpoint("/status", "GET", get_status, Operation(
-        "How many countries, and when the last refresh was", (200, Status), (503,), cached=True)),
+        "How many countries, and when the last refresh was", (200, Status), (503,)), cache=whole),
     Endpoint("/", "GET", index, Operation("What this service is, and its routes", (200, Index))),
     Endpoint("/healthz", "GET", healthz, Operation("200 while the process runs", (200, Health))),
     Endpoint("/readyz", "GET", readyz, Operation("200 while the database answers", (200, Health), (503,))),

@@ -24,7 +24,6 @@ class Operation(NamedTuple):
     body: type | None = None
     headers: tuple[str, ...] = ()  # headers of the success response
     media_type: str = "application/json"
-    cached: bool = False  # answered through web.cached(): ETag, Cache-Control, 304
     also: tuple[str, ...] = ()  # other media types of the success answer, chosen by `Accept`
 
 
@@ -190,9 +189,9 @@ def tag_of(path: str) -> str:
     return TAGS.get(path.strip("/").split("/", 1)[0], OPERATIONS_TAG)
 
 
-def success_headers(method: str, operation: Operation) -> tuple[str, ...]:
+def success_headers(method: str, operation: Operation, cached: bool) -> tuple[str, ...]:
     names = operation.headers
-    if operation.cached:
+    if cached:
         names += CACHED_HEADERS
     if operation.media_type == "application/json":
         names += JSON_HEADERS
@@ -201,7 +200,9 @@ def success_headers(method: str, operation: Operation) -> tuple[str, ...]:
     return names
 
 
-def response_object(status: int, method: str, operation: Operation, schemas: dict) -> dict:
+def response_object(
+    status: int, method: str, operation: Operation, schemas: dict, cached: bool
+) -> dict:
     success, returns = operation.returns
     if status == success:
         schema = (
@@ -209,7 +210,7 @@ def response_object(status: int, method: str, operation: Operation, schemas: dic
             if returns is not None
             else {"type": "string", "contentMediaType": operation.media_type}
         )
-        names = success_headers(method, operation)
+        names = success_headers(method, operation, cached)
         content = {operation.media_type: {"schema": schema}}
         content.update({other: {"schema": {"type": "string"}} for other in operation.also})
         return {
@@ -246,16 +247,17 @@ def operation_object(route: Route, method: str, row: Any, schemas: dict, token_s
     # the route table's column the token guard reads, so the document cannot disagree with it
     guarded = token_set and row.protected
     statuses = {operation.returns[0], *operation.statuses, 500} | ({401} if guarded else set())
-    statuses |= {304} if operation.cached else set()
+    cached = row.cache is not None  # the route table's column the router caches by
+    statuses |= {304} if cached else set()
     statuses |= {308} if may_end_in_slash(route) else set()
-    headers = [IF_NONE_MATCH] if operation.cached else []
+    headers = [IF_NONE_MATCH] if cached else []
     described: dict[str, Any] = {
         "operationId": row.handler.__name__,
         "summary": operation.summary,
         "tags": [tag_of(route.path)],
         "parameters": path_parameters(route) + query_parameters(operation.query) + headers,
         "responses": {
-            str(status): response_object(status, method, operation, schemas)
+            str(status): response_object(status, method, operation, schemas, cached)
             for status in sorted(statuses)
         },
     }

@@ -6,14 +6,14 @@ so that what is served is what was checked."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, Router
 
-from countries.web import bearer_matches, error_response
+from countries.web import bearer_matches, cached, error_response
 
 # C0 controls and DEL: uvicorn decodes `%0a` to a newline, and `$` in a route pattern would match
 # before it
@@ -21,15 +21,33 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 ADMIN = "countries.admin"  # the scope key that says the request carries the admin token
 
 
+CacheKey = Callable[[Request], Hashable]
+
+
 class Endpoint(NamedTuple):
     """One row of the route table: a path, a method, its handler, what /openapi.json says of it,
-    and whether ADMIN_TOKEN guards it."""
+    whether ADMIN_TOKEN guards it, and whether its answers are kept by the response cache, keyed
+    by what (the key is made of the request; the cache keeps it apart from other routes' keys)."""
 
     path: str
     method: str
-    handler: Callable
+    handler: Callable[[Request], Awaitable[Response]]
     operation: Any
     protected: bool = False
+    cache: CacheKey | None = None
+
+
+def serving(row: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+    """The row's handler, answering from the response cache where the row says so: on a miss the
+    cache calls the handler once, for every request waiting on the same key."""
+    handler, key_of, route = row.handler, row.cache, (row.path, row.method)
+    if key_of is None:
+        return handler
+
+    async def from_cache(request: Request) -> Response:
+        return await cached(request, (route, key_of(request)), lambda: handler(request))
+
+    return from_cache
 
 
 class TableRoute(Route):
@@ -37,7 +55,7 @@ class TableRoute(Route):
     `Allow` (Starlette answers a wrong method with the `Allow` of the first route on the path)."""
 
     def __init__(self, path: str, rows: dict[str, Endpoint]):
-        handlers = {method: row.handler for method, row in rows.items()}
+        handlers = {method: serving(row) for method, row in rows.items()}
 
         async def endpoint(request: Request) -> Response:
             return await handlers["GET" if request.method == "HEAD" else request.method](request)
