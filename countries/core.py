@@ -7,7 +7,6 @@ import datetime as dt
 import decimal
 import functools
 import hashlib
-import heapq
 import io
 import math
 import re
@@ -605,15 +604,6 @@ def changes_user(row: dict[str, Any], fields: dict[str, Any]) -> bool:
 def user_params(row: dict[str, Any]) -> dict[str, Any]:
     """A user row as query parameters: plus the key its email is unique by, case-insensitively."""
     return {**row, "email_key": text_key(row["email"])}
-
-
-def top_by_gdp(rows: list[dict], count: int = 5) -> list[tuple[str, float]]:
-    """The rows with the largest estimated GDP, as the table orders them (ties: the earlier row)."""
-    priced = (row for row in rows if row["estimated_gdp"] is not None)
-    return [
-        (row["name"], row["estimated_gdp"])
-        for row in heapq.nlargest(count, priced, key=lambda row: row["estimated_gdp"])
-    ]
 
 
 def human_money(value: float) -> str:

@@ -213,12 +213,20 @@ def is_compressible(raw_headers: list[tuple[bytes, bytes]]) -> bool:
 def accepts_gzip(accept_encoding: bytes) -> bool:
     """Whether `Accept-Encoding` allows gzip: its own q-value, else that of `*`; no header, or
     a q-value that is 0 or unreadable, is no. Clients send few distinct values: parsed once each."""
-    weights: dict[str, float] = {}
-    for item in accept_encoding.decode("latin-1").lower().split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        weights[coding] = quality(params)
+    weights = q_values(accept_encoding.decode("latin-1"))
     weight = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
     return weight > 0
+
+
+def q_values(header: str) -> dict[str, float]:
+    """Each item of an `Accept` or `Accept-Encoding` header with its q-value (1 when not given; 0
+    when unreadable or outside 0..1), the highest where an item is listed twice."""
+    weights: dict[str, float] = {}
+    for item in header.lower().split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        weight = quality(params)
+        weights[name] = max(weight, weights.get(name, 0.0))
+    return weights
 
 
 def quality(params: list[str]) -> float:
@@ -517,18 +525,7 @@ async def cached(
 def prefers_csv(accept: str) -> bool:
     """True if an Accept header asks for text/csv (q > 0) more than for JSON by name, and no less
     than for anything (`*/*`). JSON is the default: a tie with `application/json` is JSON."""
-    weights: dict[str, float] = {}
-    for media_range in accept.lower().split(","):
-        media_type, *params = (part.strip() for part in media_range.split(";"))
-        weight = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        weights[media_type] = max(weight, weights.get(media_type, 0.0))
+    weights = q_values(accept)
     csv = weights.get("text/csv", 0.0)
     wildcard = max(weights.get("application/*", 0.0), weights.get("*/*", 0.0))
     return csv > 0 and csv > weights.get("application/json", 0.0) and csv >= wildcard

@@ -408,15 +408,6 @@ def test_summary_font_draws_accented_names():
     )  # not the missing-glyph box
 
 
-def test_top_by_gdp_takes_the_largest_known_gdps_in_order():
-    rows = [
-        {"name": n, "estimated_gdp": g}
-        for n, g in [("a", 5.0), ("b", None), ("c", 9.0), ("d", 0.0), ("e", 7.0)]
-    ]
-    assert core.top_by_gdp(rows, 3) == [("c", 9.0), ("e", 7.0), ("a", 5.0)]
-    assert core.top_by_gdp(rows[:2]) == [("a", 5.0)]
-
-
 # ----- msgspec's messages, which the 400 details are read from ----------------------------------
 
 
