@@ -13,11 +13,16 @@ share an answer even when the random draw repeats. A shape is measured only wher
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import urllib.parse
 from pathlib import Path
 from typing import NamedTuple
+
+from bench.load import measured, write_lua
+from bench.processes import Failure, request
+from bench.reads import capture, ceiling, wrk_route
 
 PAGE = 20
 # The same offsets at every size, so that the 100,000-row figure compares like with like: a
@@ -94,53 +99,67 @@ def with_nonce(url: str, nonce: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}_miss={nonce}"
 
 
-def lua_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def lua_script(shape: MissShape, lists: dict[str, list[str]]) -> str:
-    """A wrk script drawing every placeholder at random for each request, plus a unique _miss."""
-    pieces = re.split(r"\{\w+\}", shape.template)
-    names = placeholders(shape.template)
-    lua_lists = ",\n".join(
-        "  {" + ", ".join(lua_string(value) for value in lists[name]) + "}" for name in names
-    )
-    separator = "&" if "?" in shape.template else "?"
-    return f"""-- written by bench/misses.py for the shape "{shape.name}": {shape.template}
-local pieces = {{{", ".join(lua_string(piece) for piece in pieces)}}}
-local lists = {{
-{lua_lists}
-}}
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("thread_id", threads)
-end
-local counter = 0
-function init(args)
-  math.randomseed(os.time() * 100 + thread_id)
-end
-function request()
-  counter = counter + 1
-  local parts = {{pieces[1]}}
-  for i = 1, #lists do
-    local list = lists[i]
-    parts[#parts + 1] = list[math.random(#list)]
-    parts[#parts + 1] = pieces[i + 1]
-  end
-  parts[#parts + 1] = "{separator}_miss=" .. thread_id .. "-" .. counter
-  return wrk.format("GET", table.concat(parts))
-end
-"""
-
-
 def write_script(shape: MissShape, lists: dict[str, list[str]], folder: Path, tag: str) -> Path:
-    path = folder / f"miss-{tag}-{shape.name.replace(' ', '-')}.lua"
-    path.write_text(lua_script(shape, lists), encoding="utf-8")
-    return path
+    """A wrk script drawing every placeholder at random for each request, plus a unique _miss."""
+    return write_lua(
+        folder / f"miss-{tag}-{shape.name.replace(' ', '-')}.lua",
+        re.split(r"\{\w+\}", shape.template),
+        [lists[name] for name in placeholders(shape.template)],
+        nonce="_miss",
+        about=f"the miss shape {shape.name!r}: {shape.template}",
+    )
 
 
 def representative(shape: MissShape, lists: dict[str, list[str]]) -> str:
     """One fixed URL of the shape: its cached figure and the ceiling are measured on it."""
     values = {name: lists[name][len(lists[name]) // 2] for name in placeholders(shape.template)}
     return shape.template.format(**values)
+
+
+def miss_shapes(base_url: str, lists: dict, n: int, args, notes: list[str]) -> list[MissShape]:
+    """The shapes measured at this size: those the service's /openapi.json lists (others noted)."""
+    status, _, body = request("GET", base_url + "/openapi.json", 30)
+    if status != 200:
+        raise Failure(f"GET /openapi.json answered {status}")
+    openapi = json.loads(body)
+    wanted = [
+        shape
+        for shape in SHAPES
+        if (shape.name == QUICK_SHAPE if args.quick else n == args.sizes[0] or shape.at_scale)
+    ]
+    shapes = []
+    for shape in wanted:
+        if not available(shape, openapi):
+            why = "/openapi.json does not list it yet"
+        elif not all(lists[name] for name in placeholders(shape.template)):
+            why = "the upstream data has no values for it"
+        else:
+            shapes.append(shape)
+            continue
+        note = f"miss shape {shape.name!r} ({shape.template}) skipped: {why}"
+        if note not in notes:
+            notes.append(note)
+    return shapes
+
+
+def measure_misses(
+    base_url: str, lists: dict, n: int, args, workdir: Path, tag: str, report: tuple[list, list]
+) -> list[dict]:
+    """Per shape: wrk with a Lua script that makes every request a cache miss, beside the same
+    shape's one fixed URL served from the cache and by the ceiling."""
+    problems, notes = report
+    shapes = miss_shapes(base_url, lists, n, args, notes)
+    for shape in shapes:
+        for url in sample_urls(shape, lists, 5):
+            capture(base_url, url)  # each must answer 200
+    routes = [representative(shape, lists) for shape in shapes]
+    captured = [capture(base_url, route) for route in routes]
+    rows = []
+    with ceiling(captured, workdir, f"{tag}-misses") as ceiling_url:
+        for shape, route in zip(shapes, routes):
+            script = write_script(shape, lists, workdir, tag)
+            miss = measured(base_url + "/", args, shape.name, "miss", tag, problems, script=script)
+            cached = wrk_route(base_url, route, args, "service", tag, problems)
+            top = wrk_route(ceiling_url, route, args, "ceiling", tag, problems)
+            rows.append({"shape": shape, "miss": miss, "cached": cached, "ceiling": top})
+    return rows

@@ -4,7 +4,7 @@ by side in one run: the median of N update refreshes each, against a loopback st
 `--baseline REV` also times that revision of the service (v2 + open.er-api, the only sources it
 has) in the same run, from a temporary git worktree.
 
-    .venv/bin/python bench/refresh_sources.py [--runs 7] [--baseline 72080e0] [--mysql-url URL]
+    .venv/bin/python -m bench.sources [--runs 7] [--baseline 72080e0] [--mysql-url URL]
 """
 
 from __future__ import annotations
@@ -17,23 +17,10 @@ import tempfile
 import urllib.parse
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from run import (  # noqa: E402
-    REPO,
-    Failure,
-    clean_env,
-    free_port,
-    fresh_database,
-    load_average,
-    mysql_connect,
-    start,
-    stop,
-    time_refreshes,
-    wait_ready,
-)
-
-from stub_upstream import StubUpstream  # noqa: E402
+from bench.data import StubUpstream
+from bench.databases import fresh_database, mysql_connect
+from bench.processes import REPO, Failure, Service, load_average
+from bench.refresh import time_refreshes
 
 DATA = REPO.parent / "shared" / "data"
 KEY = "bench-key"
@@ -73,19 +60,16 @@ def configurations(stub: StubUpstream) -> dict[str, dict[str, str]]:
 
 
 def time_service(
-    repo: Path, database_url: str, settings: dict, runs: int, workdir: Path, tag: str
-) -> dict:
-    port = free_port()
-    env = {**clean_env(), **settings, "DATABASE_URL": database_url, "PORT": str(port),
-           "HOST": "127.0.0.1", "SUMMARY_IMAGE_PATH": "", "LOG_LEVEL": "warning"}  # fmt: skip
-    log_path = workdir / f"{tag}.log"
-    proc = start([sys.executable, str(repo / "service.py")], env, log_path, workdir)
+    repo: Path, database_url: str, settings: dict, stub: StubUpstream, runs: int, tag: str,
+    workdir: Path,
+) -> dict:  # fmt: skip
+    settings = {**settings, "DATABASE_URL": database_url, "SUMMARY_IMAGE_PATH": "",
+                "LOG_LEVEL": "warning"}  # fmt: skip
+    service = Service(settings, stub.routes, workdir / f"{tag}.log", repo)
     try:
-        base_url = f"http://127.0.0.1:{port}"
-        wait_ready(base_url, proc, log_path)
-        return time_refreshes(base_url, runs, 60)
+        return time_refreshes(service.ready().url, runs, 60)
     finally:
-        stop(proc)
+        service.stop()
 
 
 def main() -> int:
@@ -127,7 +111,7 @@ def main() -> int:
                     for name, settings in configs.items():
                         tag = f"{kind}-{len(rows)}"
                         url = fresh_database(kind, args.mysql_url, workdir, tag)
-                        result = time_service(repo, url, settings, args.runs, workdir, tag)
+                        result = time_service(repo, url, settings, stub, args.runs, tag, workdir)
                         rows.append((kind, label, name, result))
                         split = result["split_ms"]
                         print(f"{kind:8} {label:22} {name:32} {result['rows']:4} rows  "
