@@ -12,7 +12,8 @@ What varies from run to run is compared as a shape only: times (`2026-11-23T12:3
 `estimated_gdp` values (a random factor is drawn on every refresh), user ids, `etag` and
 `content-length` values. The service's address is shown as http://127.0.0.1:8000, the stub's as
 open.er-api.com, and the `date` and `x-request-id` headers are left out. A user id in a command is
-the id of the user the last POST /users created. An answer shown as `{..., … 162 codes in all}}`
+shown as the id of the user the last POST /users example shows, and run as the id that POST
+really created. An answer shown as `{..., … 162 codes in all}}`
 (or `… 167 entries in all]`) stands for the real one when that begins with the part before the
 `…`, ends the same way and has that many rates (or list entries).
 
@@ -117,14 +118,17 @@ class Session:
 
     def __init__(self, base: str, stub: StubUpstream, folder: Path):
         self.base, self.stub, self.folder = base, stub, folder
-        self.user_id: str | None = None
+        self.user_id: str | None = None  # the one the last POST /users created
+        self.shown_user_id: str | None = None  # the one its example shows
 
     def shown(self, command: str) -> str:
         command = command.replace("localhost:8000", SHOWN_BASE.removeprefix("http://"))
-        return USER_ID.sub(self.user_id, command) if self.user_id else command
+        return USER_ID.sub(self.shown_user_id, command) if self.shown_user_id else command
 
     def run(self, command: str) -> list[str]:
         runnable = self.shown(command).removeprefix("$ ").replace(SHOWN_BASE, self.base)
+        if self.user_id:
+            runnable = USER_ID.sub(self.user_id, runnable)
         done = subprocess.run(
             ["bash", "-c", runnable], cwd=self.folder, capture_output=True, text=True, timeout=60
         )
@@ -215,6 +219,9 @@ def regenerate(text: str, session: Session, rates_down: Callable[[bool], None]) 
         else:
             diff = difflib.unified_diff(shown_answer, real, "shown", "real", lineterm="")
             outcome.mismatches.append("\n".join([shown, *diff]))
+        created = USER_ID.search("\n".join(real))
+        if created and "POST" in shown and "/users" in shown:
+            session.shown_user_id = created.group()
         out += [*shown.split("\n"), *real] + ([""] if blank_after else [])
         i = end
     outcome.text = "\n".join(out) + "\n"
