@@ -973,9 +973,8 @@ def utc_now() -> dt.datetime:
 
 def out_of_the_collectors_way() -> None:
     """Once a process: what start-up made (modules, classes, the app: ~70,000 objects that live
-    as long as the process) leaves the cyclic collector's sight. A full collection under load
-    walked them all, 60-67 ms here with every request waiting (p99 of page misses 73-78 ms);
-    without them it takes 7-12 ms (p99 55-60 ms)."""
+    as long as the process) leaves the cyclic collector's sight, so that a full collection under
+    load, which every request waits for, walks only what requests made (docs/performance.md)."""
     if gc.get_freeze_count() == 0:
         gc.collect()
         gc.freeze()

@@ -45,8 +45,8 @@ class Metrics:
 
     A request's counts are tallied in plain dicts and added to the Prometheus series in batches,
     FLUSH_SECONDS after the first one and before every scrape: through prometheus-client each
-    request cost ~4 us (labels, locks, and with WORKERS > 1 writes to the shared files), a tenth of
-    a cached answer. So a scrape sees its own process's requests exactly, and other workers' as
+    request cost a sizeable part of a cached answer (labels, locks, and with WORKERS > 1 writes to
+    the shared files). So a scrape sees its own process's requests exactly, and other workers' as
     they were at most FLUSH_SECONDS ago."""
 
     def __init__(self) -> None:
