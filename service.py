@@ -43,7 +43,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, db, metrics, openapi, refresh, routing, web
+from countries import VERSION, db, metrics, openapi, refresh, web
 from countries.core import (
     ATTRIBUTIONS,
     CURRENCY_CODE,
@@ -78,9 +78,9 @@ from countries.errors import (
     validation_error,
 )
 from countries.openapi import Operation
-from countries.routing import Endpoint
 from countries.sources import jittered_backoff
-from countries.web import convert_or_400, json_response, query_values, read_body
+from countries.web import convert_or_400, json_response, query_values, read_body, routing
+from countries.web.routing import Endpoint
 
 # ---------------------------------------------------------------------------------------------
 # Settings

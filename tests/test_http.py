@@ -15,6 +15,7 @@ import service
 from conftest import make_client, running_server, stub_env, unchanged
 from countries import VERSION, web
 from countries.errors import StartupError
+from countries.web import cache as web_cache
 
 GZIP = {"Accept-Encoding": "gzip"}
 PLAIN = {"Accept-Encoding": "identity"}
@@ -113,7 +114,9 @@ def test_uncached_answers_are_gzipped_too(client):
 def test_compression_runs_once_per_cached_answer_not_per_request(refreshed, upstream, monkeypatch):
     compressed = []
     original = web.gzip_bytes
-    monkeypatch.setattr(web, "gzip_bytes", lambda body: compressed.append(body) or original(body))
+    monkeypatch.setattr(
+        web_cache, "gzip_bytes", lambda body: compressed.append(body) or original(body)
+    )
     bodies = {refreshed.get("/countries", headers=GZIP).content for _ in range(5)}
     bodies |= {refreshed.get("/countries", headers=PLAIN).content for _ in range(3)}
     assert len(bodies) == 1 and len(compressed) == 1
@@ -127,7 +130,9 @@ def test_compression_runs_once_per_cached_answer_not_per_request(refreshed, upst
 def test_an_answer_nobody_asks_gzip_for_is_never_compressed(refreshed, monkeypatch):
     compressed = []
     original = web.gzip_bytes
-    monkeypatch.setattr(web, "gzip_bytes", lambda body: compressed.append(body) or original(body))
+    monkeypatch.setattr(
+        web_cache, "gzip_bytes", lambda body: compressed.append(body) or original(body)
+    )
     cache = refreshed.app.state.cache
     plain = [refreshed.get(f"/countries?limit=8&offset={n}", headers=PLAIN) for n in range(3)]
     assert all(len(r.content) >= web.GZIP_MIN_BYTES for r in plain) and compressed == []
@@ -452,10 +457,10 @@ def on_event_loop() -> bool:
 def test_a_large_answer_is_hashed_and_gzipped_once_off_the_event_loop(refreshed, monkeypatch):
     on_loop, original = [], web.gzip_bytes
     monkeypatch.setattr(
-        web, "gzip_bytes", lambda body: on_loop.append(on_event_loop()) or original(body)
+        web_cache, "gzip_bytes", lambda body: on_loop.append(on_event_loop()) or original(body)
     )
     refreshed.get("/countries?sort=name_asc", headers=GZIP)  # ~2 KB: on the loop, which is quicker
-    monkeypatch.setattr(web, "OFF_LOOP_BYTES", 1000)  # now ~2 KB counts as large
+    monkeypatch.setattr(web_cache, "OFF_LOOP_BYTES", 1000)  # now ~2 KB counts as large
     zipped, zipped_bytes = raw_get(refreshed, "/countries", GZIP)
     plain, plain_bytes = raw_get(refreshed, "/countries", PLAIN)
     assert (

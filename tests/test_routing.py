@@ -14,7 +14,7 @@ from test_production import AUTH, TOKEN, USER, with_settings
 
 import service
 from conftest import dump_database, make_client
-from countries import routing
+from countries.web import routing
 
 CONTROL = ["%0a", "%0d", "%0d%0a", "%09", "%00", "%1f", "%7f"]
 OTHERS = ["%20", "%2f", "%2F", "/"]

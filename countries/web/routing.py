@@ -5,6 +5,7 @@ so that what is served is what was checked."""
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, NamedTuple
@@ -13,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, Router
 
-from countries.web import bearer_matches, cached, error_response
+from countries.web.cache import cached
+from countries.web.envelope import error_response
 
 # C0 controls and DEL: uvicorn decodes `%0a` to a newline, and `$` in a route pattern would match
 # before it
@@ -160,3 +162,14 @@ def slashless_location(scope: dict) -> str | None:
         return None
     query = scope.get("query_string", b"")
     return (path + (b"?" + query if query else b"")).decode("latin-1")
+
+
+def bearer_matches(authorization: bytes, expected: bytes) -> bool:
+    """`Authorization: Bearer <expected>`, the scheme in any case; never true for an empty token."""
+    scheme, _, credentials = authorization.partition(b" ")
+    # compare_digest: the time taken must not tell how much of a guess was right
+    return (
+        bool(expected)
+        and scheme.lower() == b"bearer"
+        and hmac.compare_digest(credentials.strip(), expected)
+    )
