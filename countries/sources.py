@@ -163,14 +163,11 @@ async def fetch_body(
         try:
             async with asyncio.timeout(budget):
                 status, body = await attempt_body(upstream, url, params, headers, budget)
-        except (httpx.TransportError, TimeoutError) as error:
+        except (httpx.HTTPError, httpx.InvalidURL, UnreadableBody, TimeoutError) as error:
             log_failed_attempt(source, url, attempt + 1, failure_reason(error, budget))
-            timed_out = isinstance(error, (httpx.TimeoutException, TimeoutError))
-            upstream.note_attempt(source, "timeout" if timed_out else "connection_error")
-        except (httpx.HTTPError, httpx.InvalidURL, UnreadableBody) as error:
-            log_failed_attempt(source, url, attempt + 1, failure_reason(error, budget))
-            upstream.note_attempt(source, "bad_response")
-            break  # the same request would get the same answer
+            upstream.note_attempt(source, attempt_outcome(error))
+            if not is_transient(error):
+                break  # the same request would fail the same way
         else:
             upstream.note_attempt(source, "success" if body is not None else "bad_status")
             if body is not None:
@@ -186,6 +183,20 @@ async def fetch_body(
             pause = min(upstream.backoff(attempt), max(0.0, upstream.deadline - loop.time()))
             await asyncio.sleep(pause)
     raise UpstreamFailure(url)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Connection errors and timeouts, retried (the contract's Retries rule); not a redirect loop,
+    a redirect to another scheme, or a body that does not inflate or is too large."""
+    if isinstance(error, httpx.UnsupportedProtocol):
+        return False
+    return isinstance(error, (httpx.TransportError, TimeoutError))
+
+
+def attempt_outcome(error: BaseException) -> str:
+    if isinstance(error, (httpx.TimeoutException, TimeoutError)):
+        return "timeout"
+    return "connection_error" if is_transient(error) else "bad_response"
 
 
 async def attempt_body(
