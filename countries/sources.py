@@ -38,6 +38,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # What is inflated from one piece of input at a time: a deflate stream can grow 1,000 times, so
 # without this a 64 KiB read of a gzip bomb would become 64 MB at once, and more for stacked codings.
 INFLATE_STEP = 256 * 1024
+YIELD_EVERY = 16  # steps inflated between two turns of the event loop
 # The codings asked for, and the only ones read: each inflated here, step by step, with the limit
 # (httpx's own decoders inflate a whole read at once, and each stacked coding multiplies that).
 ACCEPT_ENCODING = "gzip, deflate"
@@ -228,7 +229,10 @@ async def read_bounded(response: httpx.Response, limit: int) -> bytes:
         sent += len(chunk)
         if sent > limit:
             raise BodyTooLarge(limit)
-        kept.extend(inflate_through(layers, chunk))
+        for step, piece in enumerate(inflate_through(layers, chunk), 1):
+            kept.add(piece)
+            if step % YIELD_EVERY == 0:  # one read of a bomb is many steps: let others run
+                await asyncio.sleep(0)
     kept.extend(finish_through(layers))
     return kept.joined()
 
@@ -239,12 +243,15 @@ class CountedPieces:
     def __init__(self, limit: int):
         self.limit, self.size, self.pieces = limit, 0, []
 
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise BodyTooLarge(self.limit)
+        self.pieces.append(piece)
+
     def extend(self, pieces: Iterator[bytes]) -> None:
         for piece in pieces:
-            self.size += len(piece)
-            if self.size > self.limit:
-                raise BodyTooLarge(self.limit)
-            self.pieces.append(piece)
+            self.add(piece)
 
     def joined(self) -> bytes:
         return b"".join(self.pieces)
