@@ -78,7 +78,7 @@ from countries.errors import (
     validation_error,
 )
 from countries.openapi import Operation
-from countries.sources import jittered_backoff
+from countries.sources import DEFAULT_MAX_BYTES, jittered_backoff
 from countries.web import convert_or_400, json_response, query_values, read_body, routing
 from countries.web.routing import Endpoint
 
@@ -111,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     rates_source: RatesSource = "open-er-api"
     exchange_api_url: URL | None = None
     http_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    upstream_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_MAX_BYTES
     refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     refresh_min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     admin_token: str | None = None
@@ -985,7 +986,9 @@ async def lifespan(app: Starlette):
     state = app.state
     await db.connect(state.store)
     state.http = httpx.AsyncClient(
-        follow_redirects=True, headers={"User-Agent": "country-currency-api"}
+        follow_redirects=True,
+        headers={"User-Agent": "country-currency-api"},
+        timeout=httpx.Timeout(state.settings.http_timeout),
     )
     state.refresh_task = None
     schedule = None

@@ -123,7 +123,7 @@ async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     deadline = loop.time() + 3 * settings.http_timeout + 1.5
     upstream = Upstream(
         state.http, settings.http_timeout, deadline - 1.5, state.backoff, timings,
-        note_attempt=state.metrics.upstream_attempt,
+        note_attempt=state.metrics.upstream_attempt, max_bytes=settings.upstream_max_bytes,
     )  # fmt: skip
     try:
         fetched = await fetch_sources(upstream, settings)

@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import io
 import logging
 import random
 import socket
 import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+import zipfile
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
@@ -26,12 +29,37 @@ log = logging.getLogger("countries")
 
 MAX_ATTEMPTS = 3
 RETRY_STATUSES = {429} | set(range(500, 600))
+# The largest upstream body read, counted after decompression (UPSTREAM_MAX_BYTES). Why 64 MiB:
+# 10,000 countries of REST Countries v2 with every field it has take 18 MB (1.8 KB a country; the
+# fields the service asks for, 0.3 KB), a v5 page holds at most 100 countries (under 1 MB), and a
+# rates body is a few KB; while a hostile body held up to the limit, twice over when both upstreams
+# are hostile at once, still leaves the process far from hundreds of megabytes.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# What is inflated from one piece of input at a time: a deflate stream can grow 1,000 times, so
+# without this a 64 KiB read of a gzip bomb would become 64 MB at once, and more for stacked codings.
+INFLATE_STEP = 256 * 1024
+YIELD_EVERY = 16  # steps inflated between two turns of the event loop
+# The codings asked for, and the only ones read: each inflated here, step by step, with the limit
+# (httpx's own decoders inflate a whole read at once, and each stacked coding multiplies that).
+ACCEPT_ENCODING = "gzip, deflate"
+# after the last attempt's deadline, how long decoding a body may still take (the contract's
+# bound is 3 x HTTP_TIMEOUT + 2 s, and the write needs some of what is left)
+DECODE_GRACE = 1.0
 
 
 class UpstreamFailure(Exception):
     def __init__(self, url: str):
         super().__init__(url)
         self.host = upstream_host(url)
+
+
+class UnreadableBody(Exception):
+    """A body that cannot be read: past the size limit, or in a coding that does not inflate."""
+
+
+class BodyTooLarge(UnreadableBody):
+    def __init__(self, limit: int):
+        super().__init__(f"body larger than {limit} bytes (UPSTREAM_MAX_BYTES)")
 
 
 def upstream_host(url: str) -> str:
@@ -59,6 +87,7 @@ class Upstream(NamedTuple):
     timings: dict[str, float]
     # who hears of each attempt's outcome, with its source ("countries" or "rates"): the metrics
     note_attempt: Callable[[str, str], None] = lambda source, outcome: None
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     async def get(
         self, url: str, params: dict | None = None, headers: dict | None = None, *, source: str
@@ -66,7 +95,8 @@ class Upstream(NamedTuple):
         return await fetch_body(self, url, params, headers, source)
 
     async def decode(self, work: Callable[..., Any], *args: Any) -> Any:
-        """Decoding in a thread (100,000 entries take ~1 s), timed, the collector paused."""
+        """Decoding in a thread (100,000 entries take ~1 s; the event loop keeps answering), timed,
+        the collector paused."""
 
         def run() -> Any:
             with gc_paused(), timed(self.timings, "decode"):
@@ -122,25 +152,27 @@ async def fetch_body(
     upstream: Upstream, url: str, params: dict | None, headers: dict | None, source: str
 ) -> bytes:
     """The 2xx body of `url`, retrying connection errors, timeouts, 429 and 5xx until the deadline.
-    Each failed attempt is logged with the source's name (countries or rates) and why."""
+    Each attempt, its body included, has HTTP_TIMEOUT of wall-clock time, whatever the upstream
+    does; any other failure (a redirect loop, a body that does not inflate or is too large) fails
+    at once. Each failed attempt is logged with the source's name (countries or rates) and why."""
     loop = asyncio.get_running_loop()
     for attempt in range(MAX_ATTEMPTS):
         remaining = upstream.deadline - loop.time()
         if remaining <= 0:
             break
+        budget = min(upstream.timeout, remaining)
         try:
-            async with asyncio.timeout(min(upstream.timeout, remaining)):
-                response = await upstream.client.get(url, params=params, headers=headers)
-        except (httpx.TransportError, TimeoutError) as error:
-            reason = failure_reason(error, min(upstream.timeout, remaining))
-            log_failed_attempt(source, url, attempt + 1, reason)
-            timed_out = isinstance(error, (httpx.TimeoutException, TimeoutError))
-            upstream.note_attempt(source, "timeout" if timed_out else "connection_error")
+            async with asyncio.timeout(budget):
+                status, body = await attempt_body(upstream, url, params, headers, budget)
+        except (httpx.HTTPError, httpx.InvalidURL, UnreadableBody, TimeoutError) as error:
+            log_failed_attempt(source, url, attempt + 1, failure_reason(error, budget))
+            upstream.note_attempt(source, attempt_outcome(error))
+            if not is_transient(error):
+                break  # the same request would fail the same way
         else:
-            upstream.note_attempt(source, "success" if response.is_success else "bad_status")
-            if response.is_success:
-                return response.content
-            status = response.status_code
+            upstream.note_attempt(source, "success" if body is not None else "bad_status")
+            if body is not None:
+                return body
             log_failed_attempt(source, url, attempt + 1, f"answered HTTP {status}")
             if status in (401, 403) and headers and "Authorization" in headers:
                 log.warning(
@@ -152,6 +184,153 @@ async def fetch_body(
             pause = min(upstream.backoff(attempt), max(0.0, upstream.deadline - loop.time()))
             await asyncio.sleep(pause)
     raise UpstreamFailure(url)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Connection errors and timeouts, retried (the contract's Retries rule); not a redirect loop,
+    a redirect to another scheme, or a body that does not inflate or is too large."""
+    if isinstance(error, httpx.UnsupportedProtocol):
+        return False
+    return isinstance(error, (httpx.TransportError, TimeoutError))
+
+
+def attempt_outcome(error: BaseException) -> str:
+    if isinstance(error, (httpx.TimeoutException, TimeoutError)):
+        return "timeout"
+    return "connection_error" if is_transient(error) else "bad_response"
+
+
+async def attempt_body(
+    upstream: Upstream, url: str, params: dict | None, headers: dict | None, budget: float
+) -> tuple[int, bytes | None]:
+    """One request: (its status, the body if 2xx). The body is streamed and counted as it comes,
+    so that no more than the limit is ever held; a non-2xx body is not read at all. httpx gets the
+    budget too: its own default (5 s a phase) must never end an attempt the setting allows."""
+    request_headers = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
+    async with upstream.client.stream(
+        "GET", url, params=params, headers=request_headers, timeout=httpx.Timeout(budget)
+    ) as response:
+        if not response.is_success:
+            return response.status_code, None
+        return response.status_code, await read_bounded(response, upstream.max_bytes)
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The body, inflated as its codings say, as it arrives; past `limit` bytes (inflated, or as
+    sent) BodyTooLarge, and nothing more is read."""
+    codings = [c.lower() for c in response.headers.get_list("content-encoding", split_commas=True)]
+    layers = [Inflater(coding) for coding in reversed(codings) if coding not in ("", "identity")]
+    declared = response.headers.get("content-length", "")
+    if not layers and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    kept = CountedPieces(limit)
+    sent = 0
+    async for chunk in response.aiter_raw():
+        sent += len(chunk)
+        if sent > limit:
+            raise BodyTooLarge(limit)
+        for step, piece in enumerate(inflate_through(layers, chunk), 1):
+            kept.add(piece)
+            if step % YIELD_EVERY == 0:  # one read of a bomb is many steps: let others run
+                await asyncio.sleep(0)
+    kept.extend(finish_through(layers))
+    return kept.joined()
+
+
+class CountedPieces:
+    """Pieces of a body kept while their sum stays within a limit; BodyTooLarge past it."""
+
+    def __init__(self, limit: int):
+        self.limit, self.size, self.pieces = limit, 0, []
+
+    def add(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.size > self.limit:
+            raise BodyTooLarge(self.limit)
+        self.pieces.append(piece)
+
+    def extend(self, pieces: Iterator[bytes]) -> None:
+        for piece in pieces:
+            self.add(piece)
+
+    def joined(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+class Inflater:
+    """One content coding, inflated at most INFLATE_STEP bytes at a time."""
+
+    def __init__(self, coding: str):
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise UnreadableBody(f"content coding {coding!r} is not one asked for")
+        self.coding = coding
+        gzip_framed = coding != "deflate"
+        self.inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip_framed else zlib.MAX_WBITS)
+        self.may_be_raw = not gzip_framed  # "deflate" is zlib-framed, but some servers send raw
+        self.started = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while not self.inflater.eof:
+            try:
+                piece = self.inflater.decompress(data, INFLATE_STEP)
+            except zlib.error as error:
+                if self.may_be_raw and not self.started:
+                    self.may_be_raw = False
+                    self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+                    continue
+                raise UnreadableBody(
+                    f"a {self.coding} body that does not inflate ({error})"
+                ) from None
+            self.started = True
+            data = self.inflater.unconsumed_tail
+            if piece:
+                yield piece
+            if not data and len(piece) < INFLATE_STEP:  # a full step may leave output pending
+                break
+
+    def finish(self) -> Iterator[bytes]:
+        yield from self.feed(b"")
+        if not self.inflater.eof:
+            raise UnreadableBody(f"a {self.coding} body cut short")
+
+
+def inflate_through(layers: list[Inflater], chunk: bytes) -> Iterator[bytes]:
+    """`chunk` through every coding, outermost first, one step at a time."""
+    if not layers:
+        if chunk:
+            yield chunk
+        return
+    for piece in layers[0].feed(chunk):
+        yield from inflate_through(layers[1:], piece)
+
+
+def finish_through(layers: list[Inflater]) -> Iterator[bytes]:
+    for index, layer in enumerate(layers):
+        for piece in layer.finish():
+            yield from inflate_through(layers[index + 1 :], piece)
+
+
+def inflate_zip_member(archive: bytes, limit: int, name: str | None = None) -> bytes:
+    """A zip archive's member (`name`, else the first file), inflated to at most `limit` bytes:
+    the sizes an archive declares are the sender's word, so the bytes are counted as they come.
+    Stored and deflated members only (bzip2's and LZMA's readers inflate unbounded pieces).
+    Blocking: run it in a thread (Upstream.decode)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+            files = [info for info in zipped.infolist() if not info.is_dir()]
+            info = zipped.getinfo(name) if name is not None else files[0]
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise UnreadableBody(f"a zip member compressed with method {info.compress_type}")
+            kept = CountedPieces(limit)
+            with zipped.open(info) as member:
+                kept.extend(iter(lambda: member.read(INFLATE_STEP), b""))
+            return kept.joined()
+    except UnreadableBody:
+        raise
+    except (zipfile.BadZipFile, KeyError, IndexError, EOFError, zlib.error) as error:
+        raise UnreadableBody(f"not a readable zip archive ({type(error).__name__})") from None
+    except (RuntimeError, NotImplementedError, ValueError, OSError) as error:  # encrypted, ...
+        raise UnreadableBody(f"not a readable zip archive ({type(error).__name__})") from None
 
 
 # ----- countries --------------------------------------------------------------------------------
@@ -168,7 +347,8 @@ async def read_bundled(upstream: Upstream, url: str | None, key: str | None) -> 
 
 async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
     """A REST Countries v2 array, e.g. a self-hosted instance's /v2/all?fields=..."""
-    raws = core.parse_countries(await upstream.get(url, source="countries"))
+    body = await upstream.get(url, source="countries")
+    raws = await upstream.decode(core.parse_countries, body)
     if raws is None:
         unusable_body("countries", url, "a JSON array in UTF-8")
     return await upstream.decode(core.decode_v2_entries, raws)
@@ -180,7 +360,8 @@ async def fetch_restcountries_v5(upstream: Upstream, url: str, key: str | None) 
 
     async def page(offset: int) -> core.V5Page:
         params = {"limit": V5_PAGE_SIZE, "offset": offset}
-        parsed = core.parse_v5_page(await upstream.get(url, params, headers, source="countries"))
+        body = await upstream.get(url, params, headers, source="countries")
+        parsed = await upstream.decode(core.parse_v5_page, body)
         if parsed is None:
             unusable_body("countries", url, "a REST Countries v5 page in UTF-8")
         return parsed
@@ -205,14 +386,14 @@ COUNTRIES_SOURCES = {
 
 
 async def fetch_open_er_api(upstream: Upstream, url: str) -> RatesTable:
-    table = core.parse_open_er_api(await upstream.get(url, source="rates"))
+    table = await upstream.decode(core.parse_open_er_api, await upstream.get(url, source="rates"))
     if table is None:
         unusable_body("rates", url, 'JSON in UTF-8 with result "success" and usable rates')
     return table
 
 
 async def fetch_frankfurter(upstream: Upstream, url: str) -> RatesTable:
-    table = core.parse_frankfurter(await upstream.get(url, source="rates"))
+    table = await upstream.decode(core.parse_frankfurter, await upstream.get(url, source="rates"))
     if table is None:
         unusable_body("rates", url, "JSON in UTF-8 with usable rates")
     return table
@@ -237,12 +418,29 @@ async def fetch_sources(upstream: Upstream, sources: Any) -> tuple[CountryEntrie
     """The countries and the rates, read at once; UpstreamFailure names a host."""
     countries = COUNTRIES_SOURCES[sources.countries_source]
     rates = RATES_SOURCES[sources.rates_source]
+    countries_url = sources.countries_api_url or "bundled"
     with timed(upstream.timings, "fetch"):
         fetched = await gather_all([
-            countries(upstream, sources.countries_api_url, sources.countries_api_key),
-            rates(upstream, sources.exchange_api_url),
+            in_time(upstream, countries_url, countries(
+                upstream, sources.countries_api_url, sources.countries_api_key
+            )),
+            in_time(upstream, sources.exchange_api_url, rates(upstream, sources.exchange_api_url)),
         ])  # fmt: skip
     return fetched[0], fetched[1]
+
+
+async def in_time(upstream: Upstream, url: str, work: Awaitable) -> Any:
+    """`work` by the deadline plus DECODE_GRACE: every attempt ends by the deadline, but decoding
+    what the last one brought must not take the refresh past the contract's bound. (A decoding
+    thread cannot be stopped: it finishes unseen, on a body no larger than UPSTREAM_MAX_BYTES.)"""
+    try:
+        async with asyncio.timeout_at(upstream.deadline + DECODE_GRACE):
+            return await work
+    except TimeoutError:
+        host = upstream_host(url)
+        fields = {"event": "upstream", "host": host, "reason": "decoding took too long"}
+        log.warning("upstream %s: decoding its body took too long", host, extra={"fields": fields})
+        raise UpstreamFailure(url) from None
 
 
 @contextlib.contextmanager
