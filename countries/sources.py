@@ -28,7 +28,8 @@ from countries.core import CountryEntries, RatesTable
 log = logging.getLogger("countries")
 
 MAX_ATTEMPTS = 3
-RETRY_STATUSES = {429} | set(range(500, 600))
+RETRY_STATUSES = set(range(500, 600))  # a 429 never: asking again is what it forbids
+DEFAULT_RETRY_AFTER = "1200"  # open.er-api's block lasts 20 minutes
 # The largest upstream body read, counted after decompression (UPSTREAM_MAX_BYTES). Why 64 MiB:
 # 10,000 countries of REST Countries v2 with every field it has take 18 MB (1.8 KB a country; the
 # fields the service asks for, 0.3 KB), a v5 page holds at most 100 countries (under 1 MB), and a
@@ -151,7 +152,7 @@ def unusable_body(source: str, url: str, expected: str) -> NoReturn:
 async def fetch_body(
     upstream: Upstream, url: str, params: dict | None, headers: dict | None, source: str
 ) -> bytes:
-    """The 2xx body of `url`, retrying connection errors, timeouts, 429 and 5xx until the deadline.
+    """The 2xx body of `url`, retrying connection errors, timeouts and 5xx until the deadline.
     Each attempt, its body included, has HTTP_TIMEOUT of wall-clock time, whatever the upstream
     does; any other failure (a redirect loop, a body that does not inflate or is too large) fails
     at once. Each failed attempt is logged with the source's name (countries or rates) and why."""
@@ -163,7 +164,9 @@ async def fetch_body(
         budget = min(upstream.timeout, remaining)
         try:
             async with asyncio.timeout(budget):
-                status, body = await attempt_body(upstream, url, params, headers, budget)
+                status, body, retry_after = await attempt_body(
+                    upstream, url, params, headers, budget
+                )
         except (httpx.HTTPError, httpx.InvalidURL, UnreadableBody, TimeoutError) as error:
             log_failed_attempt(source, url, attempt + 1, failure_reason(error, budget))
             upstream.note_attempt(source, attempt_outcome(error))
@@ -173,7 +176,10 @@ async def fetch_body(
             upstream.note_attempt(source, "success" if body is not None else "bad_status")
             if body is not None:
                 return body
-            log_failed_attempt(source, url, attempt + 1, f"answered HTTP {status}")
+            reason = f"answered HTTP {status}"
+            if status == 429:
+                reason += f", Retry-After: {retry_after or DEFAULT_RETRY_AFTER}; not asked again"
+            log_failed_attempt(source, url, attempt + 1, reason)
             if status in (401, 403) and headers and "Authorization" in headers:
                 log.warning(
                     "upstream %s refused the API key (COUNTRIES_API_KEY)", upstream_host(url)
@@ -202,17 +208,18 @@ def attempt_outcome(error: BaseException) -> str:
 
 async def attempt_body(
     upstream: Upstream, url: str, params: dict | None, headers: dict | None, budget: float
-) -> tuple[int, bytes | None]:
-    """One request: (its status, the body if 2xx). The body is streamed and counted as it comes,
+) -> tuple[int, bytes | None, str | None]:
+    """One request: (its status, the body if 2xx, its Retry-After). The body is streamed and counted as it comes,
     so that no more than the limit is ever held; a non-2xx body is not read at all. httpx gets the
     budget too: its own default (5 s a phase) must never end an attempt the setting allows."""
     request_headers = {"Accept-Encoding": ACCEPT_ENCODING, **(headers or {})}
     async with upstream.client.stream(
         "GET", url, params=params, headers=request_headers, timeout=httpx.Timeout(budget)
     ) as response:
+        retry_after = response.headers.get("retry-after")
         if not response.is_success:
-            return response.status_code, None
-        return response.status_code, await read_bounded(response, upstream.max_bytes)
+            return response.status_code, None, retry_after
+        return response.status_code, await read_bounded(response, upstream.max_bytes), None
 
 
 async def read_bounded(response: httpx.Response, limit: int) -> bytes:

@@ -24,7 +24,15 @@ import msgspec
 import pytest
 
 import service
-from conftest import fixture_bytes, free_port, make_client, query_rows, running_server, stub_env
+from conftest import (
+    dump_database,
+    fixture_bytes,
+    free_port,
+    make_client,
+    query_rows,
+    running_server,
+    stub_env,
+)
 from countries import db, sources, web
 from stub_upstream import StubUpstream
 
@@ -214,13 +222,23 @@ def test_the_token_never_reaches_the_logs(guarded, caplog):
 # ----- upstream retries ----------------------------------------------------------------------------
 
 
-def test_429_is_retried(client, upstream, monkeypatch):
+@pytest.mark.parametrize("retry_after", ["120", "Wed, 21 Oct 2026 07:28:00 GMT", None])
+def test_429_is_not_retried_and_its_retry_after_is_logged(
+    client, upstream, database_url, caplog, retry_after
+):
+    headers = {"Retry-After": retry_after} if retry_after else {}
     upstream.countries.side_effect = [
-        httpx.Response(429),
+        httpx.Response(429, headers=headers),
         httpx.Response(200, content=fixture_bytes("countries.json")),
     ]
-    assert client.post("/countries/refresh").status_code == 200
-    assert upstream.countries.call_count == 2
+    before = dump_database(database_url)
+    with caplog.at_level(logging.WARNING, logger="countries"):
+        response = client.post("/countries/refresh")
+    assert response.status_code == 503
+    assert response.json()["error"] == "External data source unavailable"
+    assert upstream.countries.call_count == 1
+    assert f"Retry-After: {retry_after or 1200}" in caplog.text
+    assert dump_database(database_url) == before
 
 
 def test_backoff_grows_and_is_jittered():
