@@ -301,8 +301,17 @@ async def bounded(seconds: float, work: typing.Awaitable):
         raise
     if not done:
         task.cancel()
+        task.add_done_callback(outcome_seen)  # whatever it ends with, no one waits for it now
         raise TimeoutError(f"database did not answer within {seconds} s")
     return task.result()
+
+
+def outcome_seen(task: asyncio.Future) -> None:
+    """A done callback for a task shared by waiters through `asyncio.shield`: when every waiter
+    has left at its own deadline, the task's failure has no one to go to, and asyncio would log
+    it with a traceback as "never retrieved". The waiters that stayed have had it already."""
+    if not task.cancelled():
+        task.exception()
 
 
 READS_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("reads_only", default=False)
@@ -896,6 +905,7 @@ class PageCounts:
             return
         if self.checking is None:  # one look at the version at a time, however many pages wait
             self.checking = asyncio.ensure_future(self.check_version(store))
+            self.checking.add_done_callback(outcome_seen)
         await asyncio.shield(self.checking)
 
     async def check_version(self, store: Store) -> None:
