@@ -122,12 +122,15 @@ def database_failure(error: BaseException, database_url: str) -> str:
     return str(error) or type(error).__name__
 
 
-def apply_migrations(database_url: str) -> None:
+def apply_migrations(database_url: str, timeout: float | None = None) -> None:
     """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at
-    once. A database that cannot be opened is a StartupError naming DATABASE_URL and the cause."""
+    once. A database that cannot be opened, or (given `timeout`, DB_TIMEOUT) a MySQL server that
+    does not answer within `timeout`, is a StartupError naming DATABASE_URL and the cause."""
     from yoyo.exceptions import LockTimeout
 
     try:
+        if timeout is not None and dialect_of(database_url) == "mysql":
+            say_hello(database_url, timeout)
         migrate(database_url)
     except LockTimeout as error:
         message = "another process held the migration lock too long (yoyo's _yoyo_lock table)"
@@ -135,6 +138,27 @@ def apply_migrations(database_url: str) -> None:
     except (pymysql.err.MySQLError, sqlite3.Error, OSError) as error:
         cause = database_failure(error, database_url)
         raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {cause}") from error
+
+
+def say_hello(database_url: str, timeout: float) -> None:
+    """Connect and log in within `timeout`, or fail. yoyo's own connection waits for ever on a
+    server that accepts the connection and never answers, and a read deadline on it would also
+    stop a migration that legitimately takes long: the first answer is asked for here."""
+    parts = urllib.parse.urlsplit(migrations_database_url(database_url))
+    try:
+        connection = pymysql.connect(
+            host=parts.hostname, port=parts.port or 3306,
+            user=urllib.parse.unquote(parts.username or ""),
+            password=urllib.parse.unquote(parts.password or ""),
+            database=urllib.parse.unquote(parts.path.lstrip("/")),
+            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+        )  # fmt: skip
+    except pymysql.err.OperationalError as error:
+        if "timed out" not in str(error):
+            raise
+        message = f"the server did not answer within {timeout:g} s (DB_TIMEOUT)"
+        raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {message}") from error
+    connection.close()
 
 
 def migrate(database_url: str) -> None:
