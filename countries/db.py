@@ -257,6 +257,8 @@ class Store(msgspec.Struct):
     retries: int = 0
     # None until a first connection has asked the server whether it is a Galera node
     galera: bool | None = None
+    # the SET statement each new connection runs (see `prepare`), once `galera` is known
+    session_sql: str = ""
     prepared: weakref.WeakSet = msgspec.field(default_factory=weakref.WeakSet)
 
 
@@ -649,20 +651,50 @@ async def read(store: Store, sql: str, values: dict[str, Any] | None) -> Result:
 # task's connection, inside its transaction if any.
 
 
+# Seconds a transaction of the service's may sit idle (no statement running) before the server
+# ends its connection, which rolls it back. A connection lost without a FIN (the host or a NAT
+# dropped it mid-transaction) otherwise lives on the server for wait_timeout (8 h by default),
+# holding its row lock on refresh_state, which every write takes first: all writes would time
+# out. No transaction of the service's waits on anything outside the database between its
+# statements (a refresh fetches before it begins, and draws its image in milliseconds), and none
+# runs past its own deadline, so this only ever ends orphans. Tests shorten it.
+IDLE_TRANSACTION_SECONDS = 25
+
+
+def session_settings(version: str, galera: bool, timeout: float) -> str:
+    """The SET statement for a new connection to a server whose VERSION() is `version`."""
+    idle = max(IDLE_TRANSACTION_SECONDS, math.ceil(timeout))  # never shorter than DB_TIMEOUT
+    if "mariadb" in version.lower():
+        settings = [f"SESSION idle_transaction_timeout = {idle}"]
+    else:  # MySQL has no idle-in-transaction limit: the limit on any idle connection serves
+        # (the pool finds a connection the server closed meanwhile as closed, and drops it)
+        settings = [f"SESSION wait_timeout = {idle}"]
+    if galera:
+        settings.append("SESSION wsrep_sync_wait = 1")
+    return "SET " + ", ".join(settings)
+
+
 async def prepare(store: Store, raw: Any) -> None:
-    """Once per MySQL connection. On a Galera node, the session's reads (and BEGIN) wait until
-    the node has applied every write the cluster had acknowledged when they were sent
-    (wsrep_sync_wait = 1): a write acknowledged through one node is then read through any other.
-    Nodes apply replicated writes a little after acknowledging them, far later under load."""
+    """Once per MySQL connection: the session's settings (see `session_settings`).
+
+    Orphans of the service's own transactions are short-lived (IDLE_TRANSACTION_SECONDS).
+
+    On a Galera node, the session's reads (and BEGIN) wait until the node has applied every
+    write the cluster had acknowledged when they were sent (wsrep_sync_wait = 1): a write
+    acknowledged through one node is then read through any other. Nodes apply replicated
+    writes a little after acknowledging them, far later under load."""
     if store.dialect != "mysql" or raw in store.prepared:
         return
     async with raw.cursor() as cursor:
         if store.galera is None:
             await cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")  # no row: not a MariaDB
             row = await cursor.fetchone()
-            store.galera = row is not None and row[1] == "ON"
-        if store.galera:
-            await cursor.execute("SET SESSION wsrep_sync_wait = 1")
+            galera = row is not None and row[1] == "ON"
+            await cursor.execute("SELECT VERSION()")
+            (version,) = await cursor.fetchone()
+            store.session_sql = session_settings(version, galera, store.timeout)
+            store.galera = galera
+        await cursor.execute(store.session_sql)
     store.prepared.add(raw)
 
 

@@ -5,15 +5,23 @@ on MariaDB are short-lived; SQLite writers of several processes take turns."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import select
+import socket
 import sqlite3
+import threading
+import time
 import types
+import urllib.parse
 
 import msgspec
+import pymysql
 import pytest
 
-from conftest import make_client
+from conftest import ON_MYSQL, make_client, mysql_connect
+from countries import db
 
 # ----- no failure left unretrieved ----------------------------------------------------------------
 
@@ -43,7 +51,7 @@ def test_a_database_that_hangs_or_fails_leaves_no_task_exception_unretrieved(
 
 
 def test_a_version_check_whose_waiters_all_left_keeps_its_failure_to_itself(monkeypatch, caplog):
-    from countries import db, web
+    from countries import web
 
     async def fails_later(*args):
         await asyncio.sleep(0.05)
@@ -66,3 +74,119 @@ def test_a_version_check_whose_waiters_all_left_keeps_its_failure_to_itself(monk
         assert asyncio.run(leave_early(checker.revalidate(store)))
         gc.collect()
     assert [r for r in caplog.records if "never retrieved" in r.getMessage()] == []
+
+
+# ----- MariaDB: the service's orphaned transactions are short-lived -------------------------------
+
+mariadb_only = pytest.mark.skipif(
+    not ON_MYSQL, reason="half-open connections to MariaDB: needs TEST_DATABASE_URL=mysql://..."
+)
+
+
+class HalfOpenProxy:
+    """TCP on loopback in front of the database. `cut()` closes every client side and stops
+    forwarding, while the server sides stay open: the server never sees a FIN, as when a host or
+    a NAT drops a connection."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cutting = threading.Event()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.pairs.append((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    def pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while not self.cutting.is_set():
+                if not select.select([source], [], [], 0.05)[0]:
+                    continue
+                data = source.recv(65536)
+                if not data or self.cutting.is_set():
+                    return  # and never pass a FIN on
+                sink.sendall(data)
+
+    def cut(self) -> None:
+        self.cutting.set()
+        for client, _ in self.pairs:
+            client.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for _, server in self.pairs:
+            server.close()
+
+
+def bump_directly(url: str, lock_wait: int) -> None:
+    """The first statement of every write, on a connection of its own."""
+    with contextlib.closing(mysql_connect(url)) as connection:
+        cursor = connection.cursor()
+        cursor.execute(f"SET SESSION innodb_lock_wait_timeout = {lock_wait}")
+        cursor.execute(db.Queries("mysql").bump_data_version)
+
+
+@mariadb_only
+def test_the_service_sessions_limit_idle_transactions(database_url):
+    async def session_limit() -> int:
+        store = db.make_store(database_url, 5.0)
+        await db.connect(store)
+        try:
+            return await db.fetch_value(store, "SELECT @@session.idle_transaction_timeout")
+        finally:
+            await db.disconnect(store)
+
+    assert asyncio.run(session_limit()) == 25
+    with contextlib.closing(mysql_connect(database_url)) as connection:  # the server's own: unset
+        cursor = connection.cursor()
+        cursor.execute("SELECT @@global.idle_transaction_timeout")
+        assert cursor.fetchone() == (0,)
+
+
+@mariadb_only
+def test_writes_recover_when_a_connection_holding_the_write_lock_is_lost_without_a_fin(
+    database_url, monkeypatch
+):
+    monkeypatch.setattr(db, "IDLE_TRANSACTION_SECONDS", 2)  # 25 in production: the same path
+    parts = urllib.parse.urlsplit(database_url)
+    proxy = HalfOpenProxy(parts.hostname, parts.port or 3306)
+    proxied = database_url.replace(parts.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}")
+
+    async def lose_a_writer() -> float:
+        store = db.make_store(proxied, 1.0)
+        await db.connect(store)
+        locked = asyncio.Event()
+
+        async def hold_the_write_lock():
+            async with db.write_transaction(store):
+                locked.set()
+                await asyncio.Event().wait()
+
+        holder = asyncio.ensure_future(hold_the_write_lock())
+        await locked.wait()
+        with pytest.raises(pymysql.err.OperationalError) as waited:  # the lock is held
+            await asyncio.to_thread(bump_directly, database_url, 1)
+        assert waited.value.args[0] == 1205
+        proxy.cut()
+        started = time.monotonic()
+        await asyncio.to_thread(bump_directly, database_url, 60)
+        took = time.monotonic() - started
+        holder.cancel()
+        await asyncio.gather(holder, return_exceptions=True)
+        await db.disconnect(store)
+        return took
+
+    try:
+        assert asyncio.run(lose_a_writer()) < 35
+    finally:
+        proxy.close()
