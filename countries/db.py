@@ -9,6 +9,7 @@ import contextvars
 import functools
 import logging
 import math
+import os
 import queue
 import random
 import re
@@ -24,6 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import databases
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
+    fcntl = None
 import msgspec
 import pymysql
 
@@ -259,6 +265,7 @@ class Store(msgspec.Struct):
     galera: bool | None = None
     # the SET statement each new connection runs (see `prepare`), once `galera` is known
     session_sql: str = ""
+    turns: WriterTurns | None = None  # SQLite: writers' turns across processes, once connected
     prepared: weakref.WeakSet = msgspec.field(default_factory=weakref.WeakSet)
 
 
@@ -290,6 +297,8 @@ async def connect(store: Store) -> None:
         store.reader = MySQLReader(store.db, functools.partial(prepare, store))
     else:
         store.reader = SQLiteReader(sqlite_path(store.database_url), store.timeout)
+        if fcntl is not None:
+            store.turns = WriterTurns(sqlite_path(store.database_url))
 
 
 # seconds; on SIGTERM uvicorn's 5 s drain of requests and a refresh's 4 s come before it
@@ -303,6 +312,9 @@ async def disconnect(store: Store) -> None:
     reader, store.reader = store.reader, None
     if reader is not None:
         reader.close()
+    turns, store.turns = store.turns, None
+    if turns is not None:
+        turns.close()
     try:
         await asyncio.wait_for(store.db.disconnect(), DISCONNECT_TIMEOUT)
     except TimeoutError:
@@ -808,7 +820,10 @@ async def write_transaction(store: Store):
     writing = IN_TRANSACTION.set(True)
     store.counts.writes_begin()
     try:
-        async with transaction(store):
+        async with (
+            store.turns.turn() if store.turns is not None else contextlib.nullcontext(),
+            transaction(store),
+        ):
             # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
             # writers across processes, before anything is read; the new data_version also tells
             # other processes' caches that the data changed.
@@ -826,6 +841,71 @@ async def write_transaction(store: Store):
         IN_TRANSACTION.reset(writing)
     for callback in store.on_commit:
         callback()
+
+
+class WriterTurns:
+    """SQLite: the write transactions of every process on one file take turns.
+
+    SQLite's own wait for its write lock polls, sleeping up to 100 ms between looks, and a writer
+    that comes along between two looks takes the lock first: while refreshes of two processes
+    followed one another, a registration could miss every gap until DB_TIMEOUT (503). Here a
+    writer waits in the kernel, on flock()s of two files beside the database, and holds its turn
+    until its transaction has ended. In a process, writers queue in order on an asyncio lock, and
+    the one at its head queues for the files. These make a turnstile: a writer holds the queue
+    (`<file>-write-queue`) while it waits for the write lock (`<file>-write-lock`), and lets the
+    queue go once it has it. The write lock so has at most one waiter, which gets it as soon as
+    it is given back: a process that has just written cannot take it again first, and two
+    processes that both have writers waiting alternate. (flock, not fcntl's locks: those belong
+    to the process, not to the open file, and closing any descriptor of the file drops them.)"""
+
+    def __init__(self, database_path: str):
+        flags = os.O_RDWR | os.O_CREAT
+        self.queue = os.open(f"{database_path}-write-queue", flags, 0o644)
+        self.write = os.open(f"{database_path}-write-lock", flags, 0o644)
+        self.gate = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self):
+        await self.gate.acquire()
+        # in a thread, as the wait blocks; shielded, as a blocked flock cannot be called off
+        taking = asyncio.ensure_future(asyncio.to_thread(self.take))
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # at its deadline: the lock is given back once it comes, and only then does the
+            # next writer of this process queue for it
+            taking.add_done_callback(self.give_back_once_taken)
+            raise
+        except BaseException:
+            self.gate.release()
+            raise
+        try:
+            yield
+        finally:
+            self.give_back()
+
+    def take(self) -> None:
+        fcntl.flock(self.queue, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.write, fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(self.queue, fcntl.LOCK_UN)
+
+    def give_back(self) -> None:
+        try:
+            fcntl.flock(self.write, fcntl.LOCK_UN)
+        finally:
+            self.gate.release()
+
+    def give_back_once_taken(self, taking: asyncio.Future) -> None:
+        if taking.exception() is None:
+            self.give_back()
+        else:
+            self.gate.release()
+
+    def close(self) -> None:
+        os.close(self.queue)  # and with them any lock still held
+        os.close(self.write)
 
 
 @contextlib.asynccontextmanager

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
 import select
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -20,7 +23,7 @@ import msgspec
 import pymysql
 import pytest
 
-from conftest import ON_MYSQL, make_client, mysql_connect
+from conftest import ON_MYSQL, REPO, make_client, mysql_connect
 from countries import db
 
 # ----- no failure left unretrieved ----------------------------------------------------------------
@@ -190,3 +193,72 @@ def test_writes_recover_when_a_connection_holding_the_write_lock_is_lost_without
         assert asyncio.run(lose_a_writer()) < 35
     finally:
         proxy.close()
+
+
+# ----- SQLite: writers of several processes take turns ------------------------------------------
+
+OTHER_PROCESS_WRITES = """
+import asyncio, sys
+from countries import db
+
+async def main():
+    turns = db.WriterTurns(sys.argv[1])
+    with open(sys.argv[2], "a") as log:
+        while True:  # back to back, as refreshes of another worker: never a pause between
+            async with turns.turn():
+                log.write("turn\\n")
+                log.flush()
+                await asyncio.sleep(0.05)
+
+asyncio.run(main())
+"""
+
+
+def test_a_writer_of_another_process_cannot_keep_the_turn_from_this_one(tmp_path):
+    database, log = str(tmp_path / "countries.db"), tmp_path / "other.log"
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_PROCESS_WRITES, database, str(log)], cwd=REPO
+    )
+
+    async def take_turns(times: int) -> list[int]:
+        turns, seen = db.WriterTurns(database), []
+        try:
+            while not log.exists() or not log.read_text():
+                await asyncio.sleep(0.01)
+            for _ in range(times):
+                async with turns.turn():  # waits for the other's turn to end, and no longer
+                    seen.append(log.read_text().count("turn"))
+                    await asyncio.sleep(0.2)  # long enough for the other to be waiting again
+        finally:
+            turns.close()
+        return seen
+
+    try:
+        seen = asyncio.run(asyncio.wait_for(take_turns(6), 60))
+    finally:
+        other.kill()
+        other.wait()
+    # the two alternate: the other process, writing back to back, wrote between every two turns
+    # of this one, and took no more than its turn (twice, should this one be slow to ask again)
+    assert all(1 <= after - before <= 2 for before, after in itertools.pairwise(seen)), seen
+
+
+def test_a_writer_abandoned_at_its_deadline_gives_the_turn_back(tmp_path):
+    database = str(tmp_path / "countries.db")
+
+    async def abandon_one() -> bool:
+        holder, waiter = db.WriterTurns(database), db.WriterTurns(database)
+        try:
+            async with holder.turn():  # as another process
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        async with waiter.turn():
+                            pass
+            async with asyncio.timeout(10):  # the abandoned wait's turn came and went back
+                async with waiter.turn():
+                    return True
+        finally:
+            holder.close()
+            waiter.close()
+
+    assert asyncio.run(abandon_one())
