@@ -1132,7 +1132,7 @@ def main(argv: list[str] | None = None) -> None:
     with web.startup_failures_reported():
         settings = load_settings()
         web.configure_logging(settings)
-        db.apply_migrations(settings.database_url)
+        db.apply_migrations(settings.database_url, settings.db_timeout)
         app = create_app(settings)  # it also checks the settings only the app reads (the sources)
     if command == "serve":
         serve(settings, app)

@@ -9,6 +9,7 @@ import contextvars
 import functools
 import logging
 import math
+import os
 import queue
 import random
 import re
@@ -24,6 +25,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import databases
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
+    fcntl = None
 import msgspec
 import pymysql
 
@@ -125,12 +131,15 @@ def database_failure(error: BaseException, database_url: str) -> str:
     return str(error) or type(error).__name__
 
 
-def apply_migrations(database_url: str) -> None:
+def apply_migrations(database_url: str, timeout: float | None = None) -> None:
     """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at
-    once. A database that cannot be opened is a StartupError naming DATABASE_URL and the cause."""
+    once. A database that cannot be opened, or (given `timeout`, DB_TIMEOUT) a MySQL server that
+    does not answer within `timeout`, is a StartupError naming DATABASE_URL and the cause."""
     from yoyo.exceptions import LockTimeout
 
     try:
+        if timeout is not None and dialect_of(database_url) == "mysql":
+            say_hello(database_url, timeout)
         migrate(database_url)
     except LockTimeout as error:
         message = "another process held the migration lock too long (yoyo's _yoyo_lock table)"
@@ -138,6 +147,27 @@ def apply_migrations(database_url: str) -> None:
     except (pymysql.err.MySQLError, sqlite3.Error, OSError) as error:
         cause = database_failure(error, database_url)
         raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {cause}") from error
+
+
+def say_hello(database_url: str, timeout: float) -> None:
+    """Connect and log in within `timeout`, or fail. yoyo's own connection waits for ever on a
+    server that accepts the connection and never answers, and a read deadline on it would also
+    stop a migration that legitimately takes long: the first answer is asked for here."""
+    parts = urllib.parse.urlsplit(migrations_database_url(database_url))
+    try:
+        connection = pymysql.connect(
+            host=parts.hostname, port=parts.port or 3306,
+            user=urllib.parse.unquote(parts.username or ""),
+            password=urllib.parse.unquote(parts.password or ""),
+            database=urllib.parse.unquote(parts.path.lstrip("/")),
+            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+        )  # fmt: skip
+    except pymysql.err.OperationalError as error:
+        if "timed out" not in str(error):
+            raise
+        message = f"the server did not answer within {timeout:g} s (DB_TIMEOUT)"
+        raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {message}") from error
+    connection.close()
 
 
 def migrate(database_url: str) -> None:
@@ -236,6 +266,9 @@ class Store(msgspec.Struct):
     retries: int = 0
     # None until a first connection has asked the server whether it is a Galera node
     galera: bool | None = None
+    # the SET statement each new connection runs (see `prepare`), once `galera` is known
+    session_sql: str = ""
+    turns: WriterTurns | None = None  # SQLite: writers' turns across processes, once connected
     prepared: weakref.WeakSet = msgspec.field(default_factory=weakref.WeakSet)
 
 
@@ -267,6 +300,8 @@ async def connect(store: Store) -> None:
         store.reader = MySQLReader(store.db, functools.partial(prepare, store))
     else:
         store.reader = SQLiteReader(sqlite_path(store.database_url), store.timeout)
+        if fcntl is not None:
+            store.turns = WriterTurns(sqlite_path(store.database_url))
 
 
 # seconds; on SIGTERM uvicorn's 5 s drain of requests and a refresh's 4 s come before it
@@ -280,6 +315,9 @@ async def disconnect(store: Store) -> None:
     reader, store.reader = store.reader, None
     if reader is not None:
         reader.close()
+    turns, store.turns = store.turns, None
+    if turns is not None:
+        turns.close()
     try:
         await asyncio.wait_for(store.db.disconnect(), DISCONNECT_TIMEOUT)
     except TimeoutError:
@@ -304,8 +342,17 @@ async def bounded(seconds: float, work: typing.Awaitable):
         raise
     if not done:
         task.cancel()
+        task.add_done_callback(outcome_seen)  # whatever it ends with, no one waits for it now
         raise TimeoutError(f"database did not answer within {seconds} s")
     return task.result()
+
+
+def outcome_seen(task: asyncio.Future) -> None:
+    """A done callback for a task shared by waiters through `asyncio.shield`: when every waiter
+    has left at its own deadline, the task's failure has no one to go to, and asyncio would log
+    it with a traceback as "never retrieved". The waiters that stayed have had it already."""
+    if not task.cancelled():
+        task.exception()
 
 
 READS_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("reads_only", default=False)
@@ -619,20 +666,50 @@ async def read(store: Store, sql: str, values: dict[str, Any] | None) -> Result:
 # task's connection, inside its transaction if any.
 
 
+# Seconds a transaction of the service's may sit idle (no statement running) before the server
+# ends its connection, which rolls it back. A connection lost without a FIN (the host or a NAT
+# dropped it mid-transaction) otherwise lives on the server for wait_timeout (8 h by default),
+# holding its row lock on refresh_state, which every write takes first: all writes would time
+# out. No transaction of the service's waits on anything outside the database between its
+# statements (a refresh fetches before it begins, and draws its image in milliseconds), and none
+# runs past its own deadline, so this only ever ends orphans. Tests shorten it.
+IDLE_TRANSACTION_SECONDS = 25
+
+
+def session_settings(version: str, galera: bool, timeout: float) -> str:
+    """The SET statement for a new connection to a server whose VERSION() is `version`."""
+    idle = max(IDLE_TRANSACTION_SECONDS, math.ceil(timeout))  # never shorter than DB_TIMEOUT
+    if "mariadb" in version.lower():
+        settings = [f"SESSION idle_transaction_timeout = {idle}"]
+    else:  # MySQL has no idle-in-transaction limit: the limit on any idle connection serves
+        # (the pool finds a connection the server closed meanwhile as closed, and drops it)
+        settings = [f"SESSION wait_timeout = {idle}"]
+    if galera:
+        settings.append("SESSION wsrep_sync_wait = 1")
+    return "SET " + ", ".join(settings)
+
+
 async def prepare(store: Store, raw: Any) -> None:
-    """Once per MySQL connection. On a Galera node, the session's reads (and BEGIN) wait until
-    the node has applied every write the cluster had acknowledged when they were sent
-    (wsrep_sync_wait = 1): a write acknowledged through one node is then read through any other.
-    Nodes apply replicated writes a little after acknowledging them, far later under load."""
+    """Once per MySQL connection: the session's settings (see `session_settings`).
+
+    Orphans of the service's own transactions are short-lived (IDLE_TRANSACTION_SECONDS).
+
+    On a Galera node, the session's reads (and BEGIN) wait until the node has applied every
+    write the cluster had acknowledged when they were sent (wsrep_sync_wait = 1): a write
+    acknowledged through one node is then read through any other. Nodes apply replicated
+    writes a little after acknowledging them, far later under load."""
     if store.dialect != "mysql" or raw in store.prepared:
         return
     async with raw.cursor() as cursor:
         if store.galera is None:
             await cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")  # no row: not a MariaDB
             row = await cursor.fetchone()
-            store.galera = row is not None and row[1] == "ON"
-        if store.galera:
-            await cursor.execute("SET SESSION wsrep_sync_wait = 1")
+            galera = row is not None and row[1] == "ON"
+            await cursor.execute("SELECT VERSION()")
+            (version,) = await cursor.fetchone()
+            store.session_sql = session_settings(version, galera, store.timeout)
+            store.galera = galera
+        await cursor.execute(store.session_sql)
     store.prepared.add(raw)
 
 
@@ -746,7 +823,10 @@ async def write_transaction(store: Store):
     writing = IN_TRANSACTION.set(True)
     store.counts.writes_begin()
     try:
-        async with transaction(store):
+        async with (
+            store.turns.turn() if store.turns is not None else contextlib.nullcontext(),
+            transaction(store),
+        ):
             # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
             # writers across processes, before anything is read; the new data_version also tells
             # other processes' caches that the data changed.
@@ -764,6 +844,71 @@ async def write_transaction(store: Store):
         IN_TRANSACTION.reset(writing)
     for callback in store.on_commit:
         callback()
+
+
+class WriterTurns:
+    """SQLite: the write transactions of every process on one file take turns.
+
+    SQLite's own wait for its write lock polls, sleeping up to 100 ms between looks, and a writer
+    that comes along between two looks takes the lock first: while refreshes of two processes
+    followed one another, a registration could miss every gap until DB_TIMEOUT (503). Here a
+    writer waits in the kernel, on flock()s of two files beside the database, and holds its turn
+    until its transaction has ended. In a process, writers queue in order on an asyncio lock, and
+    the one at its head queues for the files. These make a turnstile: a writer holds the queue
+    (`<file>-write-queue`) while it waits for the write lock (`<file>-write-lock`), and lets the
+    queue go once it has it. The write lock so has at most one waiter, which gets it as soon as
+    it is given back: a process that has just written cannot take it again first, and two
+    processes that both have writers waiting alternate. (flock, not fcntl's locks: those belong
+    to the process, not to the open file, and closing any descriptor of the file drops them.)"""
+
+    def __init__(self, database_path: str):
+        flags = os.O_RDWR | os.O_CREAT
+        self.queue = os.open(f"{database_path}-write-queue", flags, 0o644)
+        self.write = os.open(f"{database_path}-write-lock", flags, 0o644)
+        self.gate = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def turn(self):
+        await self.gate.acquire()
+        # in a thread, as the wait blocks; shielded, as a blocked flock cannot be called off
+        taking = asyncio.ensure_future(asyncio.to_thread(self.take))
+        try:
+            await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # at its deadline: the lock is given back once it comes, and only then does the
+            # next writer of this process queue for it
+            taking.add_done_callback(self.give_back_once_taken)
+            raise
+        except BaseException:
+            self.gate.release()
+            raise
+        try:
+            yield
+        finally:
+            self.give_back()
+
+    def take(self) -> None:
+        fcntl.flock(self.queue, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(self.write, fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(self.queue, fcntl.LOCK_UN)
+
+    def give_back(self) -> None:
+        try:
+            fcntl.flock(self.write, fcntl.LOCK_UN)
+        finally:
+            self.gate.release()
+
+    def give_back_once_taken(self, taking: asyncio.Future) -> None:
+        if taking.exception() is None:
+            self.give_back()
+        else:
+            self.gate.release()
+
+    def close(self) -> None:
+        os.close(self.queue)  # and with them any lock still held
+        os.close(self.write)
 
 
 @contextlib.asynccontextmanager
@@ -899,6 +1044,7 @@ class PageCounts:
             return
         if self.checking is None:  # one look at the version at a time, however many pages wait
             self.checking = asyncio.ensure_future(self.check_version(store))
+            self.checking.add_done_callback(outcome_seen)
         await asyncio.shield(self.checking)
 
     async def check_version(self, store: Store) -> None:

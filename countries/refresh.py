@@ -187,6 +187,7 @@ async def shared_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     running = state.refresh_task
     if running is None or running.done():
         running = state.refresh_task = asyncio.ensure_future(refresh(state))
+        running.add_done_callback(db.outcome_seen)  # its failure is logged, even if all hung up
     # shield: one caller hanging up must not cancel the refresh the others are waiting for
     return await asyncio.shield(running)
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -341,3 +343,30 @@ def test_an_unreadable_url_stops_the_start_with_one_line_and_no_traceback(tmp_pa
     assert line.endswith(
         "cannot start: EXCHANGE_API_URL=http://***: is not a URL that can be read (Invalid IPv6 URL)"
     )
+
+
+def start_up_command(folder: Path, command: str, **settings: str) -> tuple[int, list[str]]:
+    """`python service.py <command>` as `start_up` runs the service: status and lines."""
+    environ = clean_environment({"PORT": str(free_port()), **settings})
+    try:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "service.py"), command],
+            cwd=folder, env=environ, capture_output=True, text=True, timeout=20,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as running:
+        raise AssertionError(f"{command} still ran after 20 s: {running.stderr}") from None
+    return done.returncode, (done.stdout + done.stderr).splitlines()
+
+
+def test_migrate_gives_up_on_a_server_that_never_answers(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; no one answers
+        url = f"mysql://app:s3cret@127.0.0.1:{silent.getsockname()[1]}/countries"
+        started = time.monotonic()
+        status, lines = start_up_command(tmp_path, "migrate", DATABASE_URL=url, DB_TIMEOUT="1")
+        elapsed = time.monotonic() - started
+    assert status == 1 and len(lines) == 1, lines
+    assert lines[0].endswith(
+        f"cannot start: DATABASE_URL={masked_url(url)}: the server did not answer within 1 s"
+        " (DB_TIMEOUT)"
+    )
+    assert elapsed < 15  # not the 20 s after which start_up_command calls it a hang

@@ -208,6 +208,7 @@ class ResponseCache:
             return
         if self.checking is None:  # one look at the version at a time, however many requests wait
             self.checking = asyncio.ensure_future(self.check_version(store))
+            self.checking.add_done_callback(db.outcome_seen)
         await asyncio.shield(self.checking)
 
     async def check_version(self, store: db.Store) -> None:
