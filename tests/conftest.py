@@ -305,3 +305,17 @@ class _Unchanged:
     def __exit__(self, *exc):
         if exc[0] is None:
             assert dump_database(self.database_url) == self.before, "the database changed"
+
+
+def patch_db(monkeypatch, name: str, value) -> None:
+    """Replace `name` wherever countries.db holds it: each of its modules imports what it calls."""
+    import importlib
+    import pkgutil
+
+    modules = [db] + [
+        importlib.import_module(f"countries.db.{info.name}")
+        for info in pkgutil.iter_modules(db.__path__)
+    ]
+    for module in modules:
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, value)

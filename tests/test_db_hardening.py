@@ -23,7 +23,7 @@ import msgspec
 import pymysql
 import pytest
 
-from conftest import ON_MYSQL, REPO, make_client, mysql_connect
+from conftest import ON_MYSQL, REPO, make_client, mysql_connect, patch_db
 from countries import db
 
 # ----- no failure left unretrieved ----------------------------------------------------------------
@@ -60,8 +60,8 @@ def test_a_version_check_whose_waiters_all_left_keeps_its_failure_to_itself(monk
         await asyncio.sleep(0.05)
         raise OSError("connection reset")
 
-    monkeypatch.setattr(db, "select_data_version", fails_later)
-    monkeypatch.setattr(db, "fetch_value", fails_later)
+    patch_db(monkeypatch, "select_data_version", fails_later)
+    patch_db(monkeypatch, "fetch_value", fails_later)
     caplog.set_level(logging.ERROR, logger="asyncio")
     queries = types.SimpleNamespace(select_data_version="SELECT data_version")
     store = types.SimpleNamespace(timeout=1.0, queries=queries)
@@ -160,7 +160,7 @@ def test_the_service_sessions_limit_idle_transactions(database_url):
 def test_writes_recover_when_a_connection_holding_the_write_lock_is_lost_without_a_fin(
     database_url, monkeypatch
 ):
-    monkeypatch.setattr(db, "IDLE_TRANSACTION_SECONDS", 2)  # 25 in production: the same path
+    patch_db(monkeypatch, "IDLE_TRANSACTION_SECONDS", 2)  # 25 in production: the same path
     parts = urllib.parse.urlsplit(database_url)
     proxy = HalfOpenProxy(parts.hostname, parts.port or 3306)
     proxied = database_url.replace(parts.netloc.split("@")[-1], f"127.0.0.1:{proxy.port}")

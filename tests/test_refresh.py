@@ -12,7 +12,14 @@ import msgspec
 import pytest
 from PIL import Image
 
-from conftest import EMPTY_STATUS, dump_database, fixture_bytes, query_rows, status_after_refresh
+from conftest import (
+    EMPTY_STATUS,
+    dump_database,
+    fixture_bytes,
+    patch_db,
+    query_rows,
+    status_after_refresh,
+)
 from countries import core, db
 
 FIXTURE_ENTRIES = json.loads(fixture_bytes("countries.json"))
@@ -225,7 +232,7 @@ def test_database_error_halfway_through_the_write_gives_500_and_changes_nothing(
         await real_upsert(store, rows[: len(rows) // 2])
         raise RuntimeError("injected failure after half the rows")
 
-    monkeypatch.setattr(db, "upsert_countries", fail_halfway)
+    patch_db(monkeypatch, "upsert_countries", fail_halfway)
     upstream.countries.respond(200, json=[{"name": f"New {n}", "population": n} for n in range(10)])
     before = dump_database(database_url)
     response = refreshed.post("/countries/refresh")

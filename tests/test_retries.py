@@ -10,7 +10,7 @@ import logging
 import pymysql
 import pytest
 
-from conftest import dump_database, execute, query_rows
+from conftest import dump_database, execute, patch_db, query_rows
 from countries import db
 
 DEADLOCK = (1213, "Deadlock found when trying to get lock; try restarting transaction")
@@ -34,7 +34,7 @@ def commits_fail(monkeypatch):
             if sql == "COMMIT":
                 outcomes.append("committed")
 
-        monkeypatch.setattr(db, "execute", execute)
+        patch_db(monkeypatch, "execute", execute)
         return outcomes
 
     return arrange
@@ -105,7 +105,7 @@ def test_an_error_that_is_not_a_conflict_is_not_run_again(client, database_url, 
             raise pymysql.err.OperationalError(1146, "Table 'users' doesn't exist")
         await real_execute(store, sql, values)
 
-    monkeypatch.setattr(db, "execute", execute)
+    patch_db(monkeypatch, "execute", execute)
     response = client.post("/users", json=USER)
     assert response.status_code == 500 and len(calls) == 1
     assert query_rows(database_url, "SELECT COUNT(*) FROM users") == [(0,)]

@@ -1,0 +1,244 @@
+"""Countries: the filtered, sorted page and its total, one country by name or code, the refresh's
+upserts and what it writes beside them, and the delete."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
+    fcntl = None
+import msgspec
+
+from countries.core import (
+    MAX_SHORT_TEXT,
+    CountryRecord,
+    search_key,
+    text_key,
+)
+from countries.db.execution import (
+    IN_TRANSACTION,
+    Result,
+    execute,
+    execute_many,
+    fetch_one,
+    fetch_rows,
+    fetch_value,
+    read,
+    transaction,
+    write_transaction,
+)
+from countries.db.store import Store, db_transaction, db_work
+
+log = logging.getLogger("countries")
+
+
+# A list's optional filters: fixed clauses, chosen by name and joined by AND. `{codes}` becomes one
+# placeholder per code asked for (:code_0, :code_1, ...): the text depends on their number only.
+COUNTRY_FILTERS = {
+    "region": "region_key = :region",
+    "subregion": "subregion_key = :subregion",
+    "currency": "currency_key = :currency",
+    # a two-letter code never equals an alpha3_code, nor a three-letter one an alpha2_code
+    "code": "(alpha2_code IN ({codes}) OR alpha3_code IN ({codes}))",
+    # INSTR, not LIKE: `%`, `_` and `\` in a search are plain characters, with nothing to escape
+    "q": "INSTR(search_key, :q) > 0",
+}
+
+
+COUNTRY_ORDERS = {
+    None: "id",
+    # each matches an index (migrations 0004 and 0007)
+    "gdp_desc": "gdp_missing, estimated_gdp DESC, id",
+    "gdp_asc": "gdp_missing, estimated_gdp, id",
+    "population_desc": "population DESC, id",
+    "population_asc": "population, id",
+    # ignoring case and accents first (Åland between Afghanistan and Albania), then the spelling
+    "name_asc": "search_key, name, id",
+    "name_desc": "search_key DESC, name DESC, id DESC",
+}
+
+
+NO_LIMIT = 2**62
+
+
+def where(clauses: list[str]) -> str:
+    return "WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def filter_clause(name: str, value: str) -> tuple[str, dict[str, str]]:
+    """The clause of COUNTRY_FILTERS called `name` and its parameters for `value` as sent."""
+    if name == "code":
+        codes = sorted({code.upper() for code in value.split(",")})
+        params = {f"code_{index}": code for index, code in enumerate(codes)}
+        placeholders = ", ".join(f":{param}" for param in params)
+        return COUNTRY_FILTERS[name].format(codes=placeholders), params
+    key = search_key(value) if name == "q" else text_key(value)
+    return COUNTRY_FILTERS[name], {name: key}
+
+
+@db_work
+async def select_countries(
+    store: Store, filters: dict[str, str], sort: str | None, limit: int | None, offset: int
+) -> tuple[list[dict], int]:
+    """One page of countries and the number matching before paging, from one snapshot.
+    `filters` maps names of COUNTRY_FILTERS to the values asked for."""
+    clauses, values = [], {}
+    for name, value in filters.items():
+        clause, params = filter_clause(name, value)
+        clauses.append(clause)
+        values.update(params)
+    conditions = where(clauses)
+    page = {"limit": NO_LIMIT if limit is None else limit, "offset": offset}
+    select = store.queries.select_countries.format(filters=conditions, order=COUNTRY_ORDERS[sort])
+    count = store.queries.count_countries.format(filters=conditions)
+    return await fetch_page(store, select, count, values, page, country_page_rows)
+
+
+COUNTRY_PAGE = msgspec.json.Decoder(list[CountryRecord])
+
+
+def country_page_rows(result: Result) -> list[dict]:
+    """The countries of a select_countries page, from either form of the query (see
+    CountryRecord)."""
+    if result.description[0][0] != "country_json":
+        return result.dicts()
+    countries = COUNTRY_PAGE.decode("[" + ",".join(text for (text,) in result.rows) + "]")
+    return [msgspec.structs.asdict(country) for country in countries]
+
+
+def known_total(rows: list, page: dict) -> int | None:
+    """The total a page itself proves: a short page that is not empty ends the matches."""
+    if len(rows) < page["limit"] and (rows or page["offset"] == 0):
+        return page["offset"] + len(rows)
+    return None
+
+
+async def fetch_page(
+    store: Store,
+    select_sql: str,
+    count_sql: str,
+    values: dict,
+    page: dict,
+    rows_of: Callable[[Result], list[dict]] = Result.dicts,
+) -> tuple[list[dict], int]:
+    """One page of rows (`page`: limit and offset) and the number matching before paging, with
+    one round trip where it can: a short page gives its own total, and a full one reuses the count
+    of the same filters while the data is unchanged (see PageCounts); otherwise the page and the
+    count come from one snapshot."""
+    counts, key = store.counts, (count_sql, *values.items())
+    if store.reader is not None and not IN_TRANSACTION.get():
+        await counts.revalidate(store)
+        generation, cached = counts.generation, counts.get(key)
+        [result] = await store.reader.read([(select_sql, {**values, **page})], snapshot=False)
+        total = known_total(result.rows, page)
+        if total is None and cached is not None and counts.generation == generation:
+            total = cached
+        if total is not None:
+            return rows_of(result), total
+    generation = counts.generation
+    result, counted = await page_and_count(store, select_sql, count_sql, values, page)
+    counts.put(key, counted, generation)
+    return rows_of(result), counted
+
+
+async def page_and_count(
+    store: Store, select_sql: str, count_sql: str, values: dict, page: dict
+) -> tuple[Result, int]:
+    """The page and the count from one snapshot."""
+    statements = [(select_sql, {**values, **page}), (count_sql, values)]
+    if store.reader is not None and not IN_TRANSACTION.get():
+        result, count = await store.reader.read(statements, snapshot=True)
+        return result, count.rows[0][0]
+    async with transaction(store):
+        result = await read(store, *statements[0])
+        count = await read(store, *statements[1])
+    return result, count.rows[0][0]
+
+
+ISO_CODE_KEY = re.compile(r"[a-z]{2,3}")
+
+
+@db_work
+async def select_country(store: Store, name: str) -> dict | None:
+    """The country named `name`, else the one whose alpha-2 or alpha-3 code it is: a name always
+    wins. Decided on the folded key alone, so answers may be cached by it."""
+    key = text_key(name)
+    if len(key) > 3 * MAX_SHORT_TEXT:
+        return None  # longer than any stored key
+    country = await fetch_one(store, store.queries.select_country_by_key, {"name_key": key})
+    if country is None and ISO_CODE_KEY.fullmatch(key):
+        queries = store.queries
+        by_code = (
+            queries.select_country_by_alpha2 if len(key) == 2 else queries.select_country_by_alpha3
+        )
+        country = await fetch_one(store, by_code, {"code": key.upper()})
+    return country
+
+
+async def select_country_ids(store: Store) -> dict[str, int]:
+    """name_key -> id of every stored country (up to 100,000 rows)."""
+    pairs = await fetch_rows(store, store.queries.select_country_ids)
+    # MySQL's binary key columns (migration 0005) come back as bytes
+    return {
+        key.decode() if isinstance(key, bytes) else key: country_id for key, country_id in pairs
+    }
+
+
+async def upsert_countries(store: Store, rows: list[dict]) -> None:
+    # Rows carry their id when they exist: both databases then find them by primary key, instead
+    # of inserting, hitting the unique name_key and undoing the insert (InnoDB: 2x slower), which
+    # also burnt an auto-increment value per row on both
+    if store.dialect == "sqlite":
+        # the default 2 MB page cache thrashes on the indexes past ~20,000 rows (7.0 s -> 4.5 s for 100,000)
+        await execute(store, "PRAGMA cache_size = -65536")
+    await execute_many(store, store.queries.upsert_countries, rows)
+
+
+async def select_top_countries(store: Store, count: int) -> list[tuple[str, float]]:
+    return [
+        (name, gdp)
+        for name, gdp in await fetch_rows(
+            store, store.queries.select_top_countries, {"limit": count}
+        )
+    ]
+
+
+async def replace_rates(store: Store, rates: list[dict], currencies: list[dict]) -> None:
+    """The whole rates table and the currency names, as the refresh read them."""
+    await execute(store, store.queries.delete_rates)
+    await execute_many(store, store.queries.insert_rate, rates)
+    await execute(store, store.queries.delete_currencies)
+    await execute_many(store, store.queries.insert_currency, currencies)
+
+
+async def insert_rate_snapshot(store: Store, taken_at: str, source: str, rates: list[dict]) -> bool:
+    """A history snapshot, if `taken_at` is newer than the newest stored: history is never
+    rewritten, and two refreshes that bring the same provider time store one snapshot."""
+    newest = await fetch_value(store, store.queries.select_newest_snapshot_time)
+    if newest is not None and taken_at <= newest:
+        return False
+    snapshot = {"taken_at": taken_at, "day": taken_at[:10], "source": source}
+    await execute(store, store.queries.insert_rate_snapshot, snapshot)
+    history = [{**rate, "taken_at": taken_at} for rate in rates]
+    await execute_many(store, store.queries.insert_rate_history, history)
+    return True
+
+
+@db_transaction
+async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
+    """Delete one row by id; False if it was already gone."""
+    async with write_transaction(store):
+        deleted = await fetch_value(store, count_query, {"id": row_id})
+        await execute(store, delete_query, {"id": row_id})
+    return bool(deleted)
+
+
+async def delete_country(store: Store, country_id: int) -> bool:
+    queries = store.queries
+    return await delete_row(
+        store, queries.count_country_by_id, queries.delete_country_by_id, country_id
+    )
