@@ -24,7 +24,7 @@ from conftest import (
     running_server,
     stub_env,
 )
-from countries import core
+from countries import sources
 from countries.errors import StartupError
 from stub_upstream import StubUpstream
 
@@ -101,7 +101,7 @@ def test_with_no_settings_the_bundled_countries_refresh_without_a_countries_requ
 
 
 def test_bundled_data_keeps_only_the_fields_the_service_reads_and_its_licence_notice():
-    folder = core.__file__.rsplit("/", 1)[0] + "/data"
+    folder = sources.BUNDLED_COUNTRIES.parent
     countries = json.loads(open(f"{folder}/restcountries-v2.json", encoding="utf-8").read())
     allowed = {
         "name",

@@ -1,0 +1,121 @@
+"""The stored country: the record, and the rows a refresh builds from the entries and the rates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from countries.core.keys import (
+    MAX_LONG_TEXT,
+    MAX_SHORT_TEXT,
+    iso_utc,
+    label_key,
+    stored_search_key,
+    text_key,
+    text_or_none,
+    usable_rate,
+)
+from countries.core.upstream import UpstreamCountry
+
+
+def first_currency_code(currencies: Any) -> str | None:
+    if not isinstance(currencies, list) or not currencies:
+        return None
+    first = currencies[0]
+    code = first.get("code") if isinstance(first, dict) else None
+    return text_or_none(code, MAX_SHORT_TEXT)
+
+
+def estimate_gdp(population: int, rate: float, multiplier: float) -> float | None:
+    gdp = round(population * multiplier / rate, 2)
+    return gdp if math.isfinite(gdp) else None
+
+
+ISO_ALPHA = {2: re.compile(r"[A-Za-z]{2}"), 3: re.compile(r"[A-Za-z]{3}")}
+
+
+def iso_code(value: Any, length: int) -> str | None:
+    """An ISO 3166-1 alpha-2 or alpha-3 code, upper case; anything else is null."""
+    if isinstance(value, str) and ISO_ALPHA[length].fullmatch(value):
+        return value.upper()
+    return None
+
+
+def build_row(
+    country: UpstreamCountry, rates: dict[str, Any], draw: Callable[[], float], stamp: str
+) -> dict:
+    code = first_currency_code(country.currencies)
+    rate = usable_rate(rates.get(code)) if code is not None else None
+    gdp = estimate_gdp(country.population, rate, draw()) if rate is not None else None
+    if gdp is None:
+        rate = None  # so small (1e-320) that the estimate overflows a double: as good as missing
+    if code is None:
+        gdp = 0.0
+    region = text_or_none(country.region, MAX_SHORT_TEXT)
+    subregion = text_or_none(country.subregion, MAX_SHORT_TEXT)
+    return {
+        "name": country.name,
+        "name_key": text_key(country.name),
+        "search_key": stored_search_key(country.name),
+        "alpha2_code": iso_code(country.alpha2_code, 2),
+        "alpha3_code": iso_code(country.alpha3_code, 3),
+        "capital": text_or_none(country.capital, MAX_LONG_TEXT),
+        "region": region,
+        "region_key": label_key(region) if region is not None else None,
+        "subregion": subregion,
+        "subregion_key": label_key(subregion) if subregion is not None else None,
+        "population": country.population,
+        "currency_code": code,
+        "currency_key": label_key(code) if code is not None else None,
+        "exchange_rate": rate,
+        "estimated_gdp": gdp,
+        "flag_url": text_or_none(country.flag, MAX_LONG_TEXT),
+        "last_refreshed_at": stamp,
+    }
+
+
+def build_rows(
+    entries: list[UpstreamCountry],
+    rates: dict[str, Any],
+    draw: Callable[[], float],
+    now: dt.datetime,
+) -> list[dict]:
+    """Rows to upsert, one per case-folded name (the later entry wins)."""
+    stamp = iso_utc(now)
+    rows: dict[str, dict] = {}
+    for country in entries:
+        row = build_row(country, rates, draw, stamp)
+        rows.pop(row["name_key"], None)  # keep upstream order for the later of two spellings
+        rows[row["name_key"]] = row
+    return list(rows.values())
+
+
+def rate_rows(rates: dict[str, float]) -> list[dict]:
+    return [{"code": code, "rate": rate} for code, rate in sorted(rates.items())]
+
+
+class CountryRecord(msgspec.Struct):
+    """A stored country as the service answers it, its keys in this order. db decodes into it
+    the rows MySQL writes as JSON (queries/select_countries.mysql.sql), which puts the keys in
+    this order whatever order the server wrote them in (MySQL 8 sorts them) and makes a whole
+    DOUBLE written as an integer (1.0 as 1) a float again; service.Country adds the patterns
+    /openapi.json shows."""
+
+    id: int
+    name: str
+    alpha2_code: str | None
+    alpha3_code: str | None
+    capital: str | None
+    region: str | None
+    subregion: str | None
+    population: int
+    currency_code: str | None
+    exchange_rate: float | None
+    estimated_gdp: float | None
+    flag_url: str | None
+    last_refreshed_at: str

@@ -1,0 +1,259 @@
+"""What the upstreams send, decoded and checked by msgspec Structs: countries (REST Countries v2
+and v5 and the bundled file) and rates (open.er-api, Frankfurter)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any, NamedTuple
+
+import msgspec
+
+from countries.core.keys import (
+    CURRENCY_CODE,
+    MAX_POPULATION,
+    MAX_SHORT_TEXT,
+    text_or_none,
+    usable_rate,
+)
+
+NonEmptyName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SHORT_TEXT)]
+
+
+Population = Annotated[int, msgspec.Meta(ge=0, le=MAX_POPULATION)]
+
+
+class UpstreamCountry(msgspec.Struct):
+    """One country as every countries source gives it (REST Countries v2's names). Only name and
+    population must be right; the rest is checked field by field in `build_row`, because a bad
+    capital nulls the capital, not the country."""
+
+    name: NonEmptyName
+    population: Population
+    capital: Any = None
+    region: Any = None
+    subregion: Any = None
+    flag: Any = None
+    currencies: Any = None
+    alpha2_code: Any = msgspec.field(default=None, name="alpha2Code")
+    alpha3_code: Any = msgspec.field(default=None, name="alpha3Code")
+
+
+class V5Names(msgspec.Struct):
+    common: NonEmptyName
+
+
+class V5Country(msgspec.Struct):
+    """One REST Countries v5 object; any optional key may be absent or of another type."""
+
+    names: V5Names
+    population: Population
+    codes: Any = None
+    capitals: Any = None
+    currencies: Any = None
+    region: Any = None
+    subregion: Any = None
+    flag: Any = None
+
+
+class V5Page(msgspec.Struct):
+    objects: list[msgspec.Raw]
+    meta: dict[str, Any] = {}
+
+
+class V5Body(msgspec.Struct):
+    data: V5Page
+
+
+class OpenErApiRates(msgspec.Struct):
+    rates: dict[str, Any]
+    result: Any = None
+    base_code: Any = "USD"
+    time_last_update_unix: Any = None
+
+
+class FrankfurterRates(msgspec.Struct):
+    rates: dict[str, Any]
+    base: Any = "USD"
+    date: Any = None
+
+
+class RatesTable(NamedTuple):
+    """A whole rates table against the US dollar, usable rates only, and the provider's time
+    (None when the body did not say)."""
+
+    rates: dict[str, float]
+    provider_time: dt.datetime | None
+
+
+class CountryEntries(NamedTuple):
+    entries: list[UpstreamCountry]
+    skipped: int
+
+
+# What reading a JSON body may raise: a ValidationError is a DecodeError, a body nested some
+# 1,000 deep (60 KB of `[`) exhausts msgspec's recursion limit, and invalid UTF-8 inside a string
+# is a UnicodeDecodeError (msgspec checks the bytes between the quotes only as it decodes them).
+JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+
+
+RAW_LIST_DECODER = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+V2_DECODER = msgspec.json.Decoder(UpstreamCountry)
+
+
+V5_DECODER = msgspec.json.Decoder(V5Country)
+
+
+V5_BODY_DECODER = msgspec.json.Decoder(V5Body)
+
+
+OPEN_ER_API_DECODER = msgspec.json.Decoder(OpenErApiRates)
+
+
+FRANKFURTER_DECODER = msgspec.json.Decoder(FrankfurterRates)
+
+
+def check_utf8(body: bytes) -> None:
+    """Raises UnicodeDecodeError for a body that is not UTF-8: msgspec checks only the strings it
+    decodes, and entries kept raw or fields ignored would go unchecked. ASCII skips it."""
+    if not body.isascii():
+        str(body, "utf-8")
+
+
+def parse_countries(body: bytes) -> list[msgspec.Raw] | None:
+    """A v2 array, entries still undecoded; None if the body is not a JSON array in UTF-8."""
+    try:
+        check_utf8(body)
+        return RAW_LIST_DECODER.decode(body)
+    except JSON_ERRORS:
+        return None
+
+
+def decode_entries(
+    raws: list[msgspec.Raw], decode: Callable[[msgspec.Raw], UpstreamCountry]
+) -> CountryEntries:
+    """Each entry on its own: a bad one is skipped and counted, the rest still count."""
+    entries, skipped = [], 0
+    for raw in raws:
+        try:
+            entries.append(decode(raw))
+        except (msgspec.ValidationError, UnicodeDecodeError):  # bad bytes: see check_utf8
+            skipped += 1
+    return CountryEntries(entries, skipped)
+
+
+def decode_v2_entries(raws: list[msgspec.Raw]) -> CountryEntries:
+    return decode_entries(raws, V2_DECODER.decode)
+
+
+def parse_v5_page(body: bytes) -> V5Page | None:
+    """One page of REST Countries v5; None if it is not that shape, or not UTF-8."""
+    try:
+        check_utf8(body)
+        return V5_BODY_DECODER.decode(body).data
+    except JSON_ERRORS:
+        return None
+
+
+def decode_v5_entries(raws: list[msgspec.Raw]) -> CountryEntries:
+    return decode_entries(raws, lambda raw: v5_as_entry(V5_DECODER.decode(raw)))
+
+
+def v5_as_entry(country: V5Country) -> UpstreamCountry:
+    codes = country.codes if isinstance(country.codes, dict) else {}
+    flag = country.flag if isinstance(country.flag, dict) else {}
+    return UpstreamCountry(
+        name=country.names.common,
+        population=country.population,
+        capital=primary_capital(country.capitals),
+        region=country.region,
+        subregion=country.subregion,
+        flag=flag.get("url_svg"),
+        currencies=country.currencies,
+        alpha2_code=codes.get("alpha_2"),
+        alpha3_code=codes.get("alpha_3"),
+    )
+
+
+def primary_capital(capitals: Any) -> Any:
+    """The capital whose `attributes.primary` is true, else the first one named."""
+    if not isinstance(capitals, list):
+        return None
+    named = [c for c in capitals if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    for capital in named:
+        attributes = capital.get("attributes")
+        if isinstance(attributes, dict) and attributes.get("primary") is True:
+            return capital["name"]
+    return named[0]["name"] if named else None
+
+
+def usable_rates(rates: dict[str, Any], base: Any) -> dict[str, float] | None:
+    """Every usable rate against the US dollar, the base included at 1 (Frankfurter leaves it
+    out); a base other than USD is rebased through its USD rate. None if that cannot be done."""
+    if not isinstance(base, str) or not CURRENCY_CODE.fullmatch(base):
+        return None
+    table = {code: rate for code, value in rates.items()
+             if CURRENCY_CODE.fullmatch(code) and (rate := usable_rate(value)) is not None}  # fmt: skip
+    table[base] = 1.0
+    if base == "USD":
+        return table
+    usd = table.get("USD")
+    if usd is None:
+        return None
+    rebased = {code: rate / usd for code, rate in table.items()}
+    return {code: rate for code, rate in rebased.items() if usable_rate(rate) is not None}
+
+
+def parse_open_er_api(body: bytes) -> RatesTable | None:
+    """The rates of a successful open.er-api answer; None for anything else."""
+    try:
+        check_utf8(body)
+        decoded = OPEN_ER_API_DECODER.decode(body)
+    except JSON_ERRORS:
+        return None
+    rates = usable_rates(decoded.rates, decoded.base_code) if decoded.result == "success" else None
+    if rates is None:
+        return None
+    stamp = decoded.time_last_update_unix
+    valid = isinstance(stamp, int) and not isinstance(stamp, bool) and 0 < stamp < 2**37
+    return RatesTable(rates, dt.datetime.fromtimestamp(stamp, dt.UTC) if valid else None)
+
+
+def parse_frankfurter(body: bytes) -> RatesTable | None:
+    """The rates of a Frankfurter answer (its `date` is the provider time, at 00:00:00Z)."""
+    try:
+        check_utf8(body)
+        decoded = FRANKFURTER_DECODER.decode(body)
+    except JSON_ERRORS:
+        return None
+    rates = usable_rates(decoded.rates, decoded.base)
+    if rates is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(decoded.date) if isinstance(decoded.date, str) else None
+    except ValueError:
+        day = None
+    return RatesTable(
+        rates, dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) if day else None
+    )
+
+
+def currency_names(entries: list[UpstreamCountry]) -> list[dict]:
+    """Every currency the countries name, with the first name and symbol given for it."""
+    found: dict[str, dict] = {}
+    for country in entries:
+        if not isinstance(country.currencies, list):
+            continue
+        for currency in country.currencies:
+            code = currency.get("code") if isinstance(currency, dict) else None
+            if text_or_none(code, MAX_SHORT_TEXT) is None or code in found:
+                continue
+            name = text_or_none(currency.get("name"), MAX_SHORT_TEXT)
+            found[code] = {
+                "code": code,
+                "name": name,
+                "symbol": text_or_none(currency.get("symbol"), 64),
+            }
+    return list(found.values())
