@@ -2,8 +2,8 @@
 the total and top 5 read back, the summary PNG drawn from them, the refresh time); callers in this
 process share a running refresh; the schedule; the shutdown of a refresh in flight.
 
-The functions take the app's `state`: settings, store, HTTP client, and the injected clock
-(`state.clock() -> datetime`), random source (`state.random`) and retry backoff (`state.backoff`)."""
+The functions take the app's typed state (countries.app_state.AppState): settings, store, HTTP
+client, and the clock, random source and backoff tests pin."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from countries import core, db
+from countries.app_state import AppState
 from countries.core import (
     CountryEntries,
     RatesTable,
@@ -43,7 +44,7 @@ class RefreshCounts(NamedTuple):
 
 
 def prepare_rows(
-    fetched: tuple[CountryEntries, RatesTable], state: Any, now: dt.datetime
+    fetched: tuple[CountryEntries, RatesTable], state: AppState, now: dt.datetime
 ) -> list[dict]:
     draw = state.random.random
     with gc_paused():
@@ -115,7 +116,7 @@ async def copy_summary_to_file(path: str, png: bytes) -> None:
         log.warning(message, path, fields["error"], extra={"fields": fields})
 
 
-async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
+async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]:
     settings = state.settings
     timings: dict[str, float] = {}
     loop = asyncio.get_running_loop()
@@ -152,7 +153,7 @@ async def run_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     return counts, timings
 
 
-async def refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
+async def refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]:
     """One whole refresh, logged with its outcome; also returns the milliseconds of each phase."""
     started = time.perf_counter()
     try:
@@ -182,7 +183,7 @@ def refresh_failure(error: Exception) -> str:
     return type(error).__name__
 
 
-async def shared_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
+async def shared_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]:
     """Callers that arrive while a refresh runs in this process share its result."""
     running = state.refresh_task
     if running is None or running.done():
@@ -192,10 +193,9 @@ async def shared_refresh(state: Any) -> tuple[RefreshCounts, dict[str, float]]:
     return await asyncio.shield(running)
 
 
-async def refresh_on_schedule(state: Any) -> None:
-    """Every REFRESH_INTERVAL seconds, starting now; a failure is logged and tried at the next tick.
-    The interval is `state.refresh_interval`, REFRESH_INTERVAL unless a test sets the floor aside."""
-    interval = state.refresh_interval
+async def refresh_on_schedule(state: AppState) -> None:
+    """Every REFRESH_INTERVAL seconds, starting now; a failure is logged and tried at the next tick."""
+    interval = state.settings.refresh_interval
     while True:
         try:
             now = state.clock().timestamp()
@@ -206,7 +206,7 @@ async def refresh_on_schedule(state: Any) -> None:
         await asyncio.sleep(interval)
 
 
-async def finish_refresh_in_flight(state: Any) -> None:
+async def finish_refresh_in_flight(state: AppState) -> None:
     """Let a running refresh commit, or cancel it (its transaction rolls back whole)."""
     running = state.refresh_task
     if running is None or running.done():

@@ -9,7 +9,6 @@ import contextlib
 import gc
 import io
 import logging
-import random
 import socket
 import ssl
 import time
@@ -18,12 +17,15 @@ import zipfile
 import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import httpx
 
 from countries import core
 from countries.core import CountryEntries, RatesTable
+
+if TYPE_CHECKING:
+    from countries.settings import Settings
 
 log = logging.getLogger("countries")
 
@@ -70,11 +72,6 @@ def upstream_host(url: str) -> str:
         if parts.port is not None:
             return f"{host}:{parts.port}"
     return host
-
-
-def jittered_backoff(rng: random.Random) -> Callable[[int], float]:
-    """Exponential backoff with full jitter: 0..0.2 s, 0..0.4 s, ..."""
-    return lambda attempt: rng.uniform(0, 0.2 * 2**attempt)
 
 
 class Upstream(NamedTuple):
@@ -421,7 +418,7 @@ async def gather_all(work: list[Awaitable]) -> list:
     return results
 
 
-async def fetch_sources(upstream: Upstream, sources: Any) -> tuple[CountryEntries, RatesTable]:
+async def fetch_sources(upstream: Upstream, sources: Settings) -> tuple[CountryEntries, RatesTable]:
     """The countries and the rates, read at once; UpstreamFailure names a host."""
     countries = COUNTRIES_SOURCES[sources.countries_source]
     rates = RATES_SOURCES[sources.rates_source]

@@ -33,7 +33,7 @@ from conftest import (
     running_server,
     stub_env,
 )
-from countries import db, sources, web
+from countries import core, db, sources, web
 from stub_upstream import StubUpstream
 
 TOKEN = "s3cret-token"
@@ -242,7 +242,7 @@ def test_429_is_not_retried_and_its_retry_after_is_logged(
 
 
 def test_backoff_grows_and_is_jittered():
-    backoff = sources.jittered_backoff(random.Random())
+    backoff = core.jittered_backoff(random.Random())
     first = [backoff(0) for _ in range(200)]
     second = [backoff(1) for _ in range(200)]
     assert 0 <= min(first) and max(first) <= 0.2 and max(second) <= 0.4
@@ -263,10 +263,8 @@ def wait_for(condition, seconds: float):
 
 def scheduled_client(settings: service.Settings, interval: float):
     """A client whose app refreshes every `interval` seconds: the REFRESH_INTERVAL floor of 60 s is
-    set aside through the app, so that the test does not wait minutes."""
-    client = make_client(settings)
-    client.app.state.refresh_interval = interval
-    return client
+    load_settings' rule, set aside here, so that the test does not wait minutes."""
+    return make_client(with_settings(settings, refresh_interval=interval))
 
 
 def test_refresh_interval_refreshes_in_the_background(settings, upstream):

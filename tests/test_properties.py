@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 import service
 from countries import core, db
+from countries.api import structs
 
 # CI replays the same examples on every run; a developer's run explores new ones.
 settings.register_profile("ci", derandomize=True)
@@ -171,7 +172,7 @@ def test_a_rate_so_small_that_the_gdp_overflows_counts_as_missing():
     st.text(st.characters(codec="utf-8") | st.sampled_from(" \t\n\x1f\x85\xa0\u3000"), max_size=120)
 )
 def test_the_documented_name_pattern_is_the_trimmed_length_rule(name):
-    pattern = msgspec.json.schema(service.UserIn)["$defs"]["UserIn"]["properties"]["name"][
+    pattern = msgspec.json.schema(structs.UserIn)["$defs"]["UserIn"]["properties"]["name"][
         "pattern"
     ]
     assert bool(re.search(pattern, name)) == (1 <= len(name.strip()) <= 100)

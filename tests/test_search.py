@@ -11,8 +11,8 @@ import unicodedata
 import msgspec
 import pytest
 
-import service
 from conftest import fixture_bytes, make_client, unchanged
+from countries.api import structs
 from countries.core import UpstreamCountry, build_row, search_key
 
 FIXTURE_COUNTRIES = json.loads(fixture_bytes("countries.json"))
@@ -81,7 +81,7 @@ def test_an_overlong_search_key_is_cut_to_the_column_on_a_character_boundary():
 
 
 def test_the_record_fields_are_the_country_structs():
-    assert service.RECORD_FIELDS == service.Country.__struct_fields__
+    assert structs.RECORD_FIELDS == structs.Country.__struct_fields__
 
 
 # ----- one country by name, else by code ------------------------------------------------------------
@@ -138,14 +138,14 @@ def test_one_country_with_fields_has_exactly_those_in_the_record_order(refreshed
         "name",
         "population",
     ]
-    assert list(refreshed.get("/countries/Nigeria").json()) == list(service.RECORD_FIELDS)
+    assert list(refreshed.get("/countries/Nigeria").json()) == list(structs.RECORD_FIELDS)
 
 
 def test_one_country_with_an_unknown_field_is_400_listing_the_allowed_ones(refreshed):
     response = refreshed.get("/countries/Nigeria?fields=name,bogus")
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["fields"]
-    assert ", ".join(service.RECORD_FIELDS) in response.json()["details"]["fields"]
+    assert ", ".join(structs.RECORD_FIELDS) in response.json()["details"]["fields"]
 
 
 def test_an_unknown_country_is_404_before_a_bad_fields_is_400(refreshed):
@@ -295,7 +295,7 @@ def test_unknown_field_400_lists_the_allowed_ones(refreshed):
     details = refreshed.get("/countries?fields=name,bogus").json()["details"]
     assert details == {
         "fields": "must be a comma-separated list of record fields: "
-        + ", ".join(service.RECORD_FIELDS)
+        + ", ".join(structs.RECORD_FIELDS)
     }
 
 
@@ -406,7 +406,7 @@ def test_openapi_lists_the_allowed_fields_and_the_new_parameters(client):
     document = client.get("/openapi.json").json()
     listed = {p["name"]: p["schema"] for p in document["paths"]["/countries"]["get"]["parameters"]}
     assert {"subregion", "code", "q", "fields"} <= set(listed)
-    assert all(name in listed["fields"]["pattern"] for name in service.RECORD_FIELDS)
+    assert all(name in listed["fields"]["pattern"] for name in structs.RECORD_FIELDS)
     assert listed["q"]["minLength"] == 1 and listed["q"]["maxLength"] == 100
     one = document["paths"]["/countries/{name}"]["get"]["parameters"]
     assert [p["name"] for p in one if p["in"] in ("path", "query")] == ["name", "fields"]

@@ -4,6 +4,7 @@ arguments, so tests pin them. One module a concern: `keys` (folded keys, bounds,
 builds), `rates` (cross rates, conversion, history), `users` (their fields' rules), `summary`
 (the PNG)."""
 
+from countries.core.backoff import jittered_backoff
 from countries.core.keys import (
     CURRENCY_CODE,
     MAX_LONG_TEXT,
@@ -106,6 +107,7 @@ from countries.core.users import (
 )
 
 __all__ = [
+    "jittered_backoff",
     "ATTRIBUTIONS",
     "CENTS",
     "CURRENCY_CODE",

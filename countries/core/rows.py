@@ -103,7 +103,7 @@ class CountryRecord(msgspec.Struct):
     """A stored country as the service answers it, its keys in this order. db decodes into it
     the rows MySQL writes as JSON (queries/select_countries.mysql.sql), which puts the keys in
     this order whatever order the server wrote them in (MySQL 8 sorts them) and makes a whole
-    DOUBLE written as an integer (1.0 as 1) a float again; service.Country adds the patterns
+    DOUBLE written as an integer (1.0 as 1) a float again; api.structs.Country adds the patterns
     /openapi.json shows."""
 
     id: int

@@ -20,6 +20,7 @@ except ImportError:  # not on Windows: SQLite's own wait for its lock serves alo
 import msgspec
 import pymysql
 
+from countries.core.backoff import jittered_backoff
 from countries.db.execution import prepare
 from countries.db.faults import (
     ATTEMPTS,
@@ -51,10 +52,10 @@ class Store(msgspec.Struct):
     timeout: float
     database_url: str
     on_commit: list[Callable[[], None]] = msgspec.field(default_factory=list)
-    reader: Any = None
+    reader: SQLiteReader | MySQLReader | None = None
     counts: PageCounts = msgspec.field(default_factory=lambda: PageCounts())
     backoff: Callable[[int], float] = msgspec.field(
-        default_factory=lambda: functools.partial(jittered_pause, random.Random())
+        default_factory=lambda: jittered_backoff(random.Random())
     )
     retries: int = 0
     # None until a first connection has asked the server whether it is a Galera node
@@ -63,11 +64,6 @@ class Store(msgspec.Struct):
     session_sql: str = ""
     turns: WriterTurns | None = None  # SQLite: writers' turns across processes, once connected
     prepared: weakref.WeakSet = msgspec.field(default_factory=weakref.WeakSet)
-
-
-def jittered_pause(rng: random.Random, attempt: int) -> float:
-    """Exponential backoff with full jitter: 0..0.2 s, 0..0.4 s, ..."""
-    return rng.uniform(0, 0.2 * 2**attempt)
 
 
 def make_store(database_url: str, timeout: float) -> Store:

@@ -11,10 +11,13 @@ import sys
 import time
 import typing
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING
 
 from countries.errors import StartupError
 from countries.web.envelope import JSON_ENCODER
+
+if TYPE_CHECKING:
+    from countries.settings import Settings
 
 log = logging.getLogger("countries")
 
@@ -28,7 +31,7 @@ class AccessLog:
     Any other log record first flushes the batch (see `flush_access_logs_first`), so that lines
     stay in time order."""
 
-    def __init__(self, settings: Any, stream: typing.TextIO | None = None):
+    def __init__(self, settings: Settings, stream: typing.TextIO | None = None):
         self.enabled = settings.log_level in ("info", "debug")
         self.json = settings.log_format == "json"
         self.stream = stream or sys.stderr
@@ -124,7 +127,7 @@ class JsonLogFormatter(logging.Formatter):
         return JSON_ENCODER.encode(entry).decode()
 
 
-def configure_logging(settings: Any) -> None:
+def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(flush_access_logs_first)
     if settings.log_format == "json":

@@ -7,10 +7,10 @@ import asyncio
 import random
 import re
 import time
-from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp
 
 from countries.metrics import UNMATCHED_ROUTE, Metrics
 from countries.web.cache import (
@@ -26,7 +26,7 @@ from countries.web.logs import AccessLog, loggable_path
 from countries.web.negotiation import accepts_gzip, request_header
 
 
-def compress_answers(app: Any) -> Any:
+def compress_answers(app: ASGIApp) -> ASGIApp:
     """ASGI middleware for the answers the cache does not hold (users, errors, documents): a JSON
     or CSV answer gets `Vary: Accept-Encoding`, and is gzipped when it is GZIP_MIN_BYTES or more
     and the request accepts gzip. An answer encoded already (the cache's) passes as it is."""
@@ -92,7 +92,7 @@ def parse_origins(setting: str) -> tuple[str, ...]:
     )
 
 
-def allow_cors(app: Any, origins: tuple[str, ...]) -> Any:
+def allow_cors(app: ASGIApp, origins: tuple[str, ...]) -> ASGIApp:
     """ASGI middleware, installed only when CORS_ORIGINS is set: reads (GET, HEAD) are open to the
     origins listed, or to any with `*`; writes are not, so a preflight for one, or from an origin
     not listed, goes on to the app (405, with no CORS headers, and the browser refuses)."""
@@ -195,7 +195,9 @@ def route_template(scope: dict, routes: list[BaseRoute]) -> str:
     return getattr(route, "path", UNMATCHED_ROUTE) if route is not None else UNMATCHED_ROUTE
 
 
-def log_requests(app: Any, access_log: AccessLog, metrics: Metrics, routes: list[BaseRoute]) -> Any:
+def log_requests(
+    app: ASGIApp, access_log: AccessLog, metrics: Metrics, routes: list[BaseRoute]
+) -> ASGIApp:
     """ASGI middleware: one line per request (the query string is left out: it is the client's),
     its request id echoed in `X-Request-ID`, its metrics, and the envelope for any error nothing
     else handled. Starlette's own last-resort handler would re-raise after answering, and uvicorn

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +16,9 @@ from starlette.routing import BaseRoute, Match, Route, Router
 
 from countries.web.cache import cached
 from countries.web.envelope import error_response
+
+if TYPE_CHECKING:
+    from countries.openapi import Operation
 
 # C0 controls and DEL: uvicorn decodes `%0a` to a newline, and `$` in a route pattern would match
 # before it
@@ -34,7 +37,7 @@ class Endpoint(NamedTuple):
     path: str
     method: str
     handler: Callable[[Request], Awaitable[Response]]
-    operation: Any
+    operation: Operation
     protected: bool = False
     cache: CacheKey | None = None
 
