@@ -132,7 +132,7 @@ def container(image: str, env: dict[str, str], data_volume: str | None = None):
             time.sleep(0.2)
         yield running
     finally:
-        podman("rm", "--force", "--time", "0", name, check=False)
+        podman("rm", "--force", "--volumes", "--time", "0", name, check=False)
 
 
 def upstream_env(stub: StubUpstream) -> dict[str, str]:
