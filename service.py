@@ -240,7 +240,7 @@ def create_app(settings: Settings) -> Starlette:
     settings = with_sources_chosen(settings)
     store = db.make_store(settings.database_url, settings.db_timeout)
     app.state = state = AppState(settings, store, web.ResponseCache(), access_log, app_metrics)
-    store.on_commit.append(state.cache.forget)
+    state.cache.listen(store)
     state.openapi = web.JSON_ENCODER.encode(
         openapi.openapi_document(app.routes, __doc__.strip(), settings.admin_token is not None)
     )

@@ -61,6 +61,7 @@ class RefreshWrite(NamedTuple):
     rates_source: str
 
 
+@db.db_transaction
 async def write_refresh(
     store: db.Store, rows: list[dict], write: RefreshWrite, timings: dict[str, float]
 ) -> tuple[int, int, str, bytes]:
@@ -70,20 +71,20 @@ async def write_refresh(
     them: when a conflict runs it again, the ids and counts are those of the run that committed."""
     stamp = iso_utc(write.now)
     rates_time = iso_utc(write.rates.provider_time or write.now)
-    async with db.write_transaction(store):
-        existing = await db.select_country_ids(store)
+    async with db.write_transaction(store) as tx:
+        existing = await db.select_country_ids(tx)
         for row in rows:
             row["id"] = existing.get(row["name_key"])
         # exact: every writer of countries holds the lock that write_transaction took (on
         # Galera a writer on another node that overlapped loses at COMMIT, and this runs again)
         before = len(existing)
         after = before + sum(row["id"] is None for row in rows)
-        await db.upsert_countries(store, rows)
-        await db.replace_rates(store, rate_rows(write.rates.rates), write.currencies)
+        await db.upsert_countries(tx, rows)
+        await db.replace_rates(tx, rate_rows(write.rates.rates), write.currencies)
         await db.insert_rate_snapshot(
-            store, rates_time, write.rates_source, rate_rows(write.rates.rates)
+            tx, rates_time, write.rates_source, rate_rows(write.rates.rates)
         )
-        top = await db.select_top_countries(store, 5)
+        top = await db.select_top_countries(tx, 5)
         with timed(timings, "image"):
             png = await asyncio.to_thread(core.render_summary, after, top, stamp)
         state = {
@@ -91,7 +92,7 @@ async def write_refresh(
             "countries_source": write.countries_source, "rates_source": write.rates_source,
             "rates_updated_at": rates_time,
         }  # fmt: skip
-        await db.update_refresh_state(store, state)
+        await db.update_refresh_state(tx, state)
     return before, after, stamp, png
 
 
@@ -144,8 +145,9 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
     write_seconds = max(settings.db_timeout, deadline - loop.time())
     with timed(timings, "db"):
         # a conflict runs the transaction again from the rows built above: never a second fetch
-        written = db.retrying(state.store, write_refresh, rows, write, timings)
-        before, after, stamp, png = await db.bounded(write_seconds, written)
+        before, after, stamp, png = await write_refresh(
+            state.store, rows, write, timings, seconds=write_seconds
+        )
     timings["db"] -= timings["image"]
     await copy_summary_to_file(settings.summary_image_path, png)
     inserted = after - before

@@ -64,7 +64,9 @@ def test_a_version_check_whose_waiters_all_left_keeps_its_failure_to_itself(monk
     patch_db(monkeypatch, "fetch_value", fails_later)
     caplog.set_level(logging.ERROR, logger="asyncio")
     queries = types.SimpleNamespace(select_data_version="SELECT data_version")
-    store = types.SimpleNamespace(timeout=1.0, queries=queries)
+
+    def store():  # the cache and the page totals look through the store's one watcher
+        return types.SimpleNamespace(timeout=1.0, queries=queries, freshness=db.DataVersion())
 
     async def leave_early(revalidate):
         waiter = asyncio.ensure_future(revalidate)
@@ -74,7 +76,7 @@ def test_a_version_check_whose_waiters_all_left_keeps_its_failure_to_itself(monk
         return waiter.cancelled()
 
     for checker in (web.ResponseCache(), db.PageCounts()):
-        assert asyncio.run(leave_early(checker.revalidate(store)))
+        assert asyncio.run(leave_early(checker.revalidate(store())))
         gc.collect()
     assert [r for r in caplog.records if "never retrieved" in r.getMessage()] == []
 

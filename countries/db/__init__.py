@@ -19,6 +19,7 @@ from countries.db.country import (
 )
 from countries.db.execution import (
     IDLE_TRANSACTION_SECONDS,
+    Transaction,
     execute,
     fetch_all,
     fetch_value,
@@ -30,6 +31,8 @@ from countries.db.faults import (
     outcome_seen,
 )
 from countries.db.freshness import (
+    RECHECK_SECONDS,
+    DataVersion,
     PageCounts,
 )
 from countries.db.rates import (
@@ -70,6 +73,7 @@ from countries.db.store import (
     DISCONNECT_TIMEOUT,
     Store,
     connect,
+    db_transaction,
     db_work,
     disconnect,
     make_store,
@@ -88,6 +92,10 @@ from countries.db.users import (
 )
 
 __all__ = [
+    "RECHECK_SECONDS",
+    "DataVersion",
+    "db_transaction",
+    "Transaction",
     "COUNTRY_ORDERS",
     "DISCONNECT_TIMEOUT",
     "HISTORY_CODE_SLOTS",

@@ -7,10 +7,6 @@ import logging
 import re
 from collections.abc import Callable
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 import msgspec
 
 from countries.core import (
@@ -20,8 +16,8 @@ from countries.core import (
     text_key,
 )
 from countries.db.execution import (
-    IN_TRANSACTION,
     Result,
+    Transaction,
     execute,
     execute_many,
     fetch_one,
@@ -130,7 +126,7 @@ async def fetch_page(
     of the same filters while the data is unchanged (see PageCounts); otherwise the page and the
     count come from one snapshot."""
     counts, key = store.counts, (count_sql, *values.items())
-    if store.reader is not None and not IN_TRANSACTION.get():
+    if store.reader is not None:
         await counts.revalidate(store)
         generation, cached = counts.generation, counts.get(key)
         [result] = await store.reader.read([(select_sql, {**values, **page})], snapshot=False)
@@ -150,12 +146,12 @@ async def page_and_count(
 ) -> tuple[Result, int]:
     """The page and the count from one snapshot."""
     statements = [(select_sql, {**values, **page}), (count_sql, values)]
-    if store.reader is not None and not IN_TRANSACTION.get():
+    if store.reader is not None:
         result, count = await store.reader.read(statements, snapshot=True)
         return result, count.rows[0][0]
-    async with transaction(store):
-        result = await read(store, *statements[0])
-        count = await read(store, *statements[1])
+    async with transaction(store) as tx:
+        result = await read(tx, *statements[0])
+        count = await read(tx, *statements[1])
     return result, count.rows[0][0]
 
 
@@ -179,61 +175,59 @@ async def select_country(store: Store, name: str) -> dict | None:
     return country
 
 
-async def select_country_ids(store: Store) -> dict[str, int]:
+async def select_country_ids(tx: Transaction) -> dict[str, int]:
     """name_key -> id of every stored country (up to 100,000 rows)."""
-    pairs = await fetch_rows(store, store.queries.select_country_ids)
+    pairs = await fetch_rows(tx, tx.queries.select_country_ids)
     # MySQL's binary key columns (migration 0005) come back as bytes
     return {
         key.decode() if isinstance(key, bytes) else key: country_id for key, country_id in pairs
     }
 
 
-async def upsert_countries(store: Store, rows: list[dict]) -> None:
+async def upsert_countries(tx: Transaction, rows: list[dict]) -> None:
     # Rows carry their id when they exist: both databases then find them by primary key, instead
     # of inserting, hitting the unique name_key and undoing the insert (InnoDB: 2x slower), which
     # also burnt an auto-increment value per row on both
-    if store.dialect == "sqlite":
-        # the default 2 MB page cache thrashes on the indexes past ~20,000 rows (7.0 s -> 4.5 s for 100,000)
-        await execute(store, "PRAGMA cache_size = -65536")
-    await execute_many(store, store.queries.upsert_countries, rows)
+    if tx.dialect == "sqlite":
+        # the default 2 MB page cache thrashes on the indexes past ~20,000 rows
+        await execute(tx, "PRAGMA cache_size = -65536")
+    await execute_many(tx, tx.queries.upsert_countries, rows)
 
 
-async def select_top_countries(store: Store, count: int) -> list[tuple[str, float]]:
-    return [
-        (name, gdp)
-        for name, gdp in await fetch_rows(
-            store, store.queries.select_top_countries, {"limit": count}
-        )
-    ]
+async def select_top_countries(tx: Transaction, count: int) -> list[tuple[str, float]]:
+    rows = await fetch_rows(tx, tx.queries.select_top_countries, {"limit": count})
+    return [(name, gdp) for name, gdp in rows]
 
 
-async def replace_rates(store: Store, rates: list[dict], currencies: list[dict]) -> None:
+async def replace_rates(tx: Transaction, rates: list[dict], currencies: list[dict]) -> None:
     """The whole rates table and the currency names, as the refresh read them."""
-    await execute(store, store.queries.delete_rates)
-    await execute_many(store, store.queries.insert_rate, rates)
-    await execute(store, store.queries.delete_currencies)
-    await execute_many(store, store.queries.insert_currency, currencies)
+    await execute(tx, tx.queries.delete_rates)
+    await execute_many(tx, tx.queries.insert_rate, rates)
+    await execute(tx, tx.queries.delete_currencies)
+    await execute_many(tx, tx.queries.insert_currency, currencies)
 
 
-async def insert_rate_snapshot(store: Store, taken_at: str, source: str, rates: list[dict]) -> bool:
+async def insert_rate_snapshot(
+    tx: Transaction, taken_at: str, source: str, rates: list[dict]
+) -> bool:
     """A history snapshot, if `taken_at` is newer than the newest stored: history is never
     rewritten, and two refreshes that bring the same provider time store one snapshot."""
-    newest = await fetch_value(store, store.queries.select_newest_snapshot_time)
+    newest = await fetch_value(tx, tx.queries.select_newest_snapshot_time)
     if newest is not None and taken_at <= newest:
         return False
     snapshot = {"taken_at": taken_at, "day": taken_at[:10], "source": source}
-    await execute(store, store.queries.insert_rate_snapshot, snapshot)
+    await execute(tx, tx.queries.insert_rate_snapshot, snapshot)
     history = [{**rate, "taken_at": taken_at} for rate in rates]
-    await execute_many(store, store.queries.insert_rate_history, history)
+    await execute_many(tx, tx.queries.insert_rate_history, history)
     return True
 
 
 @db_transaction
 async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
     """Delete one row by id; False if it was already gone."""
-    async with write_transaction(store):
-        deleted = await fetch_value(store, count_query, {"id": row_id})
-        await execute(store, delete_query, {"id": row_id})
+    async with write_transaction(store) as tx:
+        deleted = await fetch_value(tx, count_query, {"id": row_id})
+        await execute(tx, delete_query, {"id": row_id})
     return bool(deleted)
 
 

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import math
 import sqlite3
 import typing
 from typing import TYPE_CHECKING, Any
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 import pymysql
 
 from countries.db.faults import (
@@ -46,17 +41,30 @@ def result_of(cursor: sqlite3.Cursor) -> Result:
     return Result(cursor.description, rows)
 
 
-IN_TRANSACTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "in_transaction", default=False
-)
+class Transaction:
+    """A transaction in progress, on this task's connection. A step that must run inside one takes
+    it where a self-contained one takes the store: statements through it run on its connection,
+    and reads see what it wrote."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.queries = store.queries
+        self.dialect = store.dialect
 
 
-async def read(store: Store, sql: str, values: dict[str, Any] | None) -> Result:
-    """One statement's result: on the reader, or inside a write transaction on its connection."""
-    if store.reader is None or IN_TRANSACTION.get():
-        async with cursor_for(store, sql, values) as cursor:
+On = typing.Union["Store", Transaction]  # where a statement runs: the store, or a transaction
+
+
+def store_of(on: On) -> Store:
+    return on.store if isinstance(on, Transaction) else on
+
+
+async def read(on: On, sql: str, values: dict[str, Any] | None) -> Result:
+    """One statement's result: on the store's reader, or on the transaction's connection."""
+    if isinstance(on, Transaction) or on.reader is None:
+        async with cursor_for(store_of(on), sql, values) as cursor:
             return Result(cursor.description, list(await cursor.fetchall()))
-    [result] = await store.reader.read([(sql, values or {})], snapshot=False)
+    [result] = await on.reader.read([(sql, values or {})], snapshot=False)
     return result
 
 
@@ -135,30 +143,31 @@ async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = Non
                 yield cursor
 
 
-async def fetch_rows(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[tuple]:
-    return list((await read(store, sql, values)).rows)
+async def fetch_rows(on: On, sql: str, values: dict[str, Any] | None = None) -> list[tuple]:
+    return list((await read(on, sql, values)).rows)
 
 
-async def fetch_all(store: Store, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
-    return (await read(store, sql, values)).dicts()
+async def fetch_all(on: On, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
+    return (await read(on, sql, values)).dicts()
 
 
-async def fetch_one(store: Store, sql: str, values: dict[str, Any] | None = None) -> dict | None:
-    rows = await fetch_all(store, sql, values)
+async def fetch_one(on: On, sql: str, values: dict[str, Any] | None = None) -> dict | None:
+    rows = await fetch_all(on, sql, values)
     return rows[0] if rows else None
 
 
-async def fetch_value(store: Store, sql: str, values: dict[str, Any] | None = None) -> Any:
-    rows = await fetch_rows(store, sql, values)
+async def fetch_value(on: On, sql: str, values: dict[str, Any] | None = None) -> Any:
+    rows = await fetch_rows(on, sql, values)
     return rows[0][0] if rows else None
 
 
-async def execute(store: Store, sql: str, values: dict[str, Any] | None = None) -> None:
-    async with cursor_for(store, sql, values):
+async def execute(on: On, sql: str, values: dict[str, Any] | None = None) -> None:
+    async with cursor_for(store_of(on), sql, values):
         pass
 
 
-async def execute_many(store: Store, sql: str, rows: list[dict]) -> None:
+async def execute_many(on: On, sql: str, rows: list[dict]) -> None:
+    store = store_of(on)
     async with store.db.connection() as connection:
         raw = connection.raw_connection
         if store.dialect == "mysql":
@@ -180,7 +189,7 @@ async def transaction(store: Store):
         raw = connection.raw_connection
         await execute(store, "BEGIN")
         try:
-            yield
+            yield Transaction(store)
         except BaseException as error:
             await abandon(store, raw, error)
             raise
@@ -208,18 +217,17 @@ async def abandon(store: Store, raw: Any, error: BaseException) -> None:
 
 @contextlib.asynccontextmanager
 async def write_transaction(store: Store):
-    """A transaction that first takes the write lock; once it commits, `on_commit` runs. Reads
-    inside it run on its connection, and see what it wrote."""
+    """A transaction that first takes the write lock; once it commits, `on_commit` runs. It
+    yields the Transaction its steps take."""
     if READS_ONLY.get():
         raise RuntimeError(
             "write_transaction under @db_work: a function that opens one takes @db_transaction"
         )
-    writing = IN_TRANSACTION.set(True)
     store.counts.writes_begin()
     try:
         async with (
             store.turns.turn() if store.turns is not None else contextlib.nullcontext(),
-            transaction(store),
+            transaction(store) as tx,
         ):
             # Writing first takes the write lock (SQLite) or the row lock (MySQL) that serialises
             # writers across processes, before anything is read; the new data_version also tells
@@ -229,13 +237,12 @@ async def write_transaction(store: Store):
             # from another node aborts this one: a refresh lost five times in a row to a stream
             # of registrations through the other nodes. There the bump comes last.
             if not store.galera:
-                await execute(store, store.queries.bump_data_version)
-            yield
+                await execute(tx, store.queries.bump_data_version)
+            yield tx
             if store.galera:
-                await execute(store, store.queries.bump_data_version)
+                await execute(tx, store.queries.bump_data_version)
     finally:
         store.counts.writes_end()
-        IN_TRANSACTION.reset(writing)
     for callback in store.on_commit:
         callback()
 
@@ -243,12 +250,8 @@ async def write_transaction(store: Store):
 @contextlib.asynccontextmanager
 async def read_transaction(store: Store):
     """Several reads from one snapshot, on `databases`' connection like a write's (the reader
-    gives each statement a snapshot of its own)."""
+    gives each statement a snapshot of its own). It yields the Transaction they take."""
     if READS_ONLY.get():
         raise RuntimeError("read_transaction under @db_work: use @db_transaction")
-    in_transaction = IN_TRANSACTION.set(True)
-    try:
-        async with transaction(store):
-            yield
-    finally:
-        IN_TRANSACTION.reset(in_transaction)
+    async with transaction(store) as tx:
+        yield tx

@@ -9,10 +9,6 @@ import logging
 import sqlite3
 import typing
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 import pymysql
 
 log = logging.getLogger("countries")

@@ -7,12 +7,9 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 from countries.db.execution import fetch_value
 from countries.db.faults import outcome_seen
 
@@ -22,6 +19,44 @@ if TYPE_CHECKING:
 log = logging.getLogger("countries")
 
 
+RECHECK_SECONDS = 0.5
+
+
+class DataVersion:
+    """The one watcher of refresh_state.data_version, which every write bumps: read at most every
+    `recheck` seconds however many requests wait, one read at a time, and each listener told when
+    it moved (another process wrote). What a process keeps while the data is unchanged (the
+    response cache, the page totals) listens here."""
+
+    def __init__(self, recheck: float = RECHECK_SECONDS):
+        self.recheck = recheck
+        self.listeners: list[Callable[[], None]] = []
+        self.value: int | None = None
+        self.checked_at = -math.inf
+        self.checking: asyncio.Future | None = None
+
+    async def revalidate(self, store: Store) -> None:
+        if time.monotonic() - self.checked_at < self.recheck:
+            return
+        if self.checking is None:  # one look at the version at a time, however many wait
+            self.checking = asyncio.ensure_future(self.check(store))
+            self.checking.add_done_callback(outcome_seen)
+        await asyncio.shield(self.checking)
+
+    async def check(self, store: Store) -> None:
+        try:
+            started = time.monotonic()
+            async with asyncio.timeout(store.timeout):
+                version = await fetch_value(store, store.queries.select_data_version)
+            if version != self.value:
+                self.value = version
+                for listener in self.listeners:
+                    listener()
+            self.checked_at = started
+        finally:
+            self.checking = None
+
+
 class PageCounts:
     """Totals of full pages (COUNT(*) costs every matching row: 100,000 for an unfiltered list), by
     count statement and values, kept while the data is unchanged: no write of this process has
@@ -29,16 +64,13 @@ class PageCounts:
     RECHECK_SECONDS, has not moved (so another process's write shows within that time, as it does
     in the response cache)."""
 
-    RECHECK_SECONDS = 0.5
+    RECHECK_SECONDS = RECHECK_SECONDS
     MAX_ENTRIES = 1024
 
     def __init__(self):
         self.totals: dict[tuple, tuple[int, int]] = {}  # key -> (total, generation counted in)
         self.generation = 0  # moves when a write of this process begins or ends, or data_version
         self.writing = 0
-        self.data_version: int | None = None
-        self.checked_at = -math.inf
-        self.checking: asyncio.Future | None = None
 
     def changed(self) -> None:
         self.generation += 1
@@ -65,21 +97,4 @@ class PageCounts:
             self.totals[key] = (total, generation)
 
     async def revalidate(self, store: Store) -> None:
-        if time.monotonic() - self.checked_at < self.RECHECK_SECONDS:
-            return
-        if self.checking is None:  # one look at the version at a time, however many pages wait
-            self.checking = asyncio.ensure_future(self.check_version(store))
-            self.checking.add_done_callback(outcome_seen)
-        await asyncio.shield(self.checking)
-
-    async def check_version(self, store: Store) -> None:
-        try:
-            started = time.monotonic()
-            async with asyncio.timeout(store.timeout):
-                version = await fetch_value(store, store.queries.select_data_version)
-            if version != self.data_version:
-                self.data_version = version
-                self.changed()
-            self.checked_at = started
-        finally:
-            self.checking = None
+        await store.freshness.revalidate(store)

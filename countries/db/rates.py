@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import logging
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
-
 from countries.core import (
     StoredRates,
 )
-from countries.db.execution import fetch_one, fetch_rows, fetch_value, read_transaction
+from countries.db.execution import Transaction, fetch_one, fetch_rows, fetch_value, read_transaction
 from countries.db.store import Store, db_transaction, db_work
 
 log = logging.getLogger("countries")
 
 
-async def read_rates(store: Store) -> StoredRates | None:
-    state = await fetch_one(store, store.queries.select_rates_state)
-    pairs = await fetch_rows(store, store.queries.select_rates)
+async def read_rates(tx: Transaction) -> StoredRates | None:
+    state = await fetch_one(tx, tx.queries.select_rates_state)
+    pairs = await fetch_rows(tx, tx.queries.select_rates)
     if not pairs or state is None or state["rates_source"] is None:
         return None
     return StoredRates(
@@ -31,18 +26,18 @@ async def read_rates(store: Store) -> StoredRates | None:
 @db_transaction
 async def select_rates(store: Store) -> StoredRates | None:
     """The rates table of the last refresh and where it came from; None before the first."""
-    async with read_transaction(store):  # the table and its source from the same refresh
-        return await read_rates(store)
+    async with read_transaction(store) as tx:  # the table and its source from the same refresh
+        return await read_rates(tx)
 
 
 @db_transaction
 async def select_currencies(store: Store) -> tuple[dict, list[tuple], list[tuple]] | None:
     """From one refresh: the USD rates, (code, name, symbol) of the named currencies and
     (currency code, alpha-2 code or None) of the countries; None before the first refresh."""
-    async with read_transaction(store):
-        stored = await read_rates(store)
-        names = await fetch_rows(store, store.queries.select_currency_names)
-        countries = await fetch_rows(store, store.queries.select_currency_countries)
+    async with read_transaction(store) as tx:
+        stored = await read_rates(tx)
+        names = await fetch_rows(tx, store.queries.select_currency_names)
+        countries = await fetch_rows(tx, store.queries.select_currency_countries)
     return None if stored is None else (stored.rates, names, countries)
 
 

@@ -17,10 +17,6 @@ from typing import Any
 
 import databases
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 from countries.db.execution import Result, result_of
 from countries.db.faults import is_database_unavailable
 from countries.db.sql import pyformat

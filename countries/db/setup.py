@@ -10,10 +10,6 @@ import urllib.parse
 from pathlib import Path
 from typing import Literal
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 import pymysql
 
 from countries.errors import StartupError, shown_setting

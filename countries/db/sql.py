@@ -8,10 +8,6 @@ import logging
 import re
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 from countries.db.setup import HERE
 
 log = logging.getLogger("countries")

@@ -5,18 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
-from countries.db.execution import execute, fetch_one, fetch_value
+from countries.db.execution import Transaction, execute, fetch_one, fetch_value
 from countries.db.store import Store, db_transaction, db_work
 
 log = logging.getLogger("countries")
 
 
-async def update_refresh_state(store: Store, state: dict[str, Any]) -> None:
-    await execute(store, store.queries.update_refresh_state, state)
+async def update_refresh_state(tx: Transaction, state: dict[str, Any]) -> None:
+    await execute(tx, tx.queries.update_refresh_state, state)
 
 
 @db_work

@@ -30,7 +30,7 @@ from countries.db.faults import (
     bounded,
     error_code,
 )
-from countries.db.freshness import PageCounts
+from countries.db.freshness import DataVersion, PageCounts
 from countries.db.readers import MySQLReader, SQLiteReader
 from countries.db.setup import async_database_url, dialect_of, sqlite_path
 from countries.db.sql import Queries
@@ -54,6 +54,7 @@ class Store(msgspec.Struct):
     on_commit: list[Callable[[], None]] = msgspec.field(default_factory=list)
     reader: SQLiteReader | MySQLReader | None = None
     counts: PageCounts = msgspec.field(default_factory=lambda: PageCounts())
+    freshness: DataVersion = msgspec.field(default_factory=lambda: DataVersion())
     backoff: Callable[[int], float] = msgspec.field(
         default_factory=lambda: jittered_backoff(random.Random())
     )
@@ -77,9 +78,11 @@ def make_store(database_url: str, timeout: float) -> Store:
     else:
         options = {"timeout": timeout}
     db = databases.Database(async_database_url(database_url), **options)
-    return Store(
+    store = Store(
         db=db, dialect=dialect, queries=Queries(dialect), timeout=timeout, database_url=database_url
     )
+    store.freshness.listeners.append(store.counts.changed)  # another process wrote
+    return store
 
 
 async def connect(store: Store) -> None:
@@ -138,13 +141,15 @@ def db_work(function: Callable) -> Callable:
 
 def db_transaction(function: Callable) -> Callable:
     """Runs a store function that opens a transaction (a write, or reads from one snapshot) under
-    the store's deadline, in a task of its own that is abandoned at the deadline (see `bounded`):
-    cancelling it would start a ROLLBACK that a hung server never answers. The function is one
-    transaction, so that when it loses a conflict it runs again from its start (see `retrying`)."""
+    a deadline, the store's unless the caller passes `seconds=`, in a task of its own that is
+    abandoned at the deadline (see `bounded`): cancelling it would start a ROLLBACK that a hung
+    server never answers. The function is one transaction, so that when it loses a conflict it
+    runs again from its start (see `retrying`)."""
 
     @functools.wraps(function)
-    async def run(store: Store, *args: Any) -> Any:
-        return await bounded(store.timeout, retrying(store, function, *args))
+    async def run(store: Store, *args: Any, seconds: float | None = None) -> Any:
+        deadline = store.timeout if seconds is None else seconds
+        return await bounded(deadline, retrying(store, function, *args))
 
     return run
 

@@ -6,10 +6,6 @@ import contextlib
 import logging
 import sqlite3
 
-try:
-    import fcntl
-except ImportError:  # not on Windows: SQLite's own wait for its lock serves alone there
-    fcntl = None
 import pymysql
 
 from countries.core import (
@@ -17,7 +13,7 @@ from countries.core import (
     user_params,
 )
 from countries.db.country import delete_row, fetch_page
-from countries.db.execution import execute, fetch_one, write_transaction
+from countries.db.execution import On, execute, fetch_one, write_transaction
 from countries.db.store import Store, db_transaction, db_work
 from countries.errors import ApiError
 
@@ -35,8 +31,8 @@ def email_clash_as_409():
         raise ApiError(409, "Email already registered") from None
 
 
-async def select_user(store: Store, user_id: str) -> dict | None:
-    return await fetch_one(store, store.queries.select_user_by_id, {"id": user_id})
+async def select_user(on: On, user_id: str) -> dict | None:
+    return await fetch_one(on, on.queries.select_user_by_id, {"id": user_id})
 
 
 find_user = db_work(select_user)  # select_user itself also runs inside update_user's transaction
@@ -45,22 +41,22 @@ find_user = db_work(select_user)  # select_user itself also runs inside update_u
 @db_transaction
 async def insert_user(store: Store, row: dict) -> None:
     with email_clash_as_409():
-        async with write_transaction(store):
-            await execute(store, store.queries.insert_user, user_params(row))
+        async with write_transaction(store) as tx:
+            await execute(tx, store.queries.insert_user, user_params(row))
 
 
 @db_transaction
 async def update_user(store: Store, user_id: str, fields: dict, stamp: str) -> dict | None:
     """Apply `fields` to the user as it stands under the write lock; None if it is gone."""
     with email_clash_as_409():
-        async with write_transaction(store):
-            row = await select_user(store, user_id)
+        async with write_transaction(store) as tx:
+            row = await select_user(tx, user_id)
             if row is None or not changes_user(row, fields):
                 return row
             row = {**row, **fields, "updated_at": stamp}
             params = user_params(row)
             del params["created_at"]  # never changes, so update_user has no parameter for it
-            await execute(store, store.queries.update_user, params)
+            await execute(tx, store.queries.update_user, params)
     return row
 
 

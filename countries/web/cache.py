@@ -7,8 +7,6 @@ import asyncio
 import collections
 import gzip
 import hashlib
-import math
-import time
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +17,7 @@ from starlette.responses import Response
 from countries import db
 from countries.web.negotiation import accepts_gzip, request_header
 
-CACHE_RECHECK_SECONDS = 0.5
+CACHE_RECHECK_SECONDS = db.RECHECK_SECONDS  # the store's freshness watcher's
 
 
 CACHE_MAX_BYTES = 64 * 1024 * 1024
@@ -171,17 +169,14 @@ class ResponseCache:
 
     A write in this process drops them as it commits (`forget` is one of the store's on_commit
     callbacks). A write by another process sharing the database bumps refresh_state.data_version,
-    which each process reads at most every CACHE_RECHECK_SECONDS: other processes see a write
+    which the store's one watcher reads at most every CACHE_RECHECK_SECONDS: other processes see a write
     within that time (plus one query)."""
 
-    def __init__(self, max_bytes: int = CACHE_MAX_BYTES, recheck: float = CACHE_RECHECK_SECONDS):
-        self.max_bytes, self.recheck = max_bytes, recheck
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES):
+        self.max_bytes = max_bytes
         self.answers: collections.OrderedDict[Any, CachedAnswer] = collections.OrderedDict()
         self.size = 0
         self.generation = 0  # moves on every forget(): an answer read before it is never kept
-        self.data_version: int | None = None
-        self.checked_at = -math.inf
-        self.checking: asyncio.Future | None = None
         self.in_flight: dict[tuple[Any, int], asyncio.Future] = {}
         self.values: dict[Any, Any] = {}
 
@@ -204,22 +199,13 @@ class ResponseCache:
         return value
 
     async def revalidate(self, store: db.Store) -> None:
-        if time.monotonic() - self.checked_at < self.recheck:
-            return
-        if self.checking is None:  # one look at the version at a time, however many requests wait
-            self.checking = asyncio.ensure_future(self.check_version(store))
-            self.checking.add_done_callback(db.outcome_seen)
-        await asyncio.shield(self.checking)
+        """Drops every answer if another process wrote since the store last looked (its
+        `freshness` watcher tells `forget`, see `listen`)."""
+        await store.freshness.revalidate(store)
 
-    async def check_version(self, store: db.Store) -> None:
-        try:
-            version = await db.select_data_version(store)
-            if version != self.data_version:
-                self.data_version = version
-                self.forget()
-            self.checked_at = time.monotonic()
-        finally:
-            self.checking = None
+    def listen(self, store: db.Store) -> None:
+        store.on_commit.append(self.forget)  # a write of this process
+        store.freshness.listeners.append(self.forget)  # a write of another
 
     async def produce(
         self, key: Any, answer: Callable[[], typing.Awaitable[Response]]
