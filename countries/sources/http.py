@@ -1,50 +1,63 @@
-"""Upstream sources: one async function per countries source and per rates source, each returning
-the same decoded entries. Every network request has a timeout and up to three attempts, all under
-one deadline; a failure is an UpstreamFailure naming the host (never a key)."""
+"""Reaching an upstream: each attempt under HTTP_TIMEOUT of wall-clock time, the body streamed and
+counted under UPSTREAM_MAX_BYTES, retries as the contract's rule says, all under one deadline; a
+failure is an UpstreamFailure naming the host (never a key)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
-import io
 import logging
 import socket
 import ssl
 import time
 import urllib.parse
-import zipfile
-import zlib
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import httpx
 
-from countries import core
-from countries.core import CountryEntries, RatesTable
+from countries.sources.inflate import (
+    BodyTooLarge,
+    CountedPieces,
+    Inflater,
+    UnreadableBody,
+    finish_through,
+    inflate_through,
+)
 
 if TYPE_CHECKING:
-    from countries.settings import Settings
+    pass
+
 
 log = logging.getLogger("countries")
 
+
 MAX_ATTEMPTS = 3
+
+
 RETRY_STATUSES = set(range(500, 600))  # a 429 never: asking again is what it forbids
+
+
 DEFAULT_RETRY_AFTER = "1200"  # open.er-api's block lasts 20 minutes
+
+
 # The largest upstream body read, counted after decompression (UPSTREAM_MAX_BYTES). Why 64 MiB:
 # 10,000 countries of REST Countries v2 with every field it has take 18 MB (1.8 KB a country; the
 # fields the service asks for, 0.3 KB), a v5 page holds at most 100 countries (under 1 MB), and a
 # rates body is a few KB; while a hostile body held up to the limit, twice over when both upstreams
 # are hostile at once, still leaves the process far from hundreds of megabytes.
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-# What is inflated from one piece of input at a time: a deflate stream can grow 1,000 times, so
-# without this a 64 KiB read of a gzip bomb would become 64 MB at once, and more for stacked codings.
-INFLATE_STEP = 256 * 1024
+
+
 YIELD_EVERY = 16  # steps inflated between two turns of the event loop
+
+
 # The codings asked for, and the only ones read: each inflated here, step by step, with the limit
 # (httpx's own decoders inflate a whole read at once, and each stacked coding multiplies that).
 ACCEPT_ENCODING = "gzip, deflate"
+
+
 # after the last attempt's deadline, how long decoding a body may still take (the contract's
 # bound is 3 x HTTP_TIMEOUT + 2 s, and the write needs some of what is left)
 DECODE_GRACE = 1.0
@@ -54,15 +67,6 @@ class UpstreamFailure(Exception):
     def __init__(self, url: str):
         super().__init__(url)
         self.host = upstream_host(url)
-
-
-class UnreadableBody(Exception):
-    """A body that cannot be read: past the size limit, or in a coding that does not inflate."""
-
-
-class BodyTooLarge(UnreadableBody):
-    def __init__(self, limit: int):
-        super().__init__(f"body larger than {limit} bytes (UPSTREAM_MAX_BYTES)")
 
 
 def upstream_host(url: str) -> str:
@@ -241,198 +245,6 @@ async def read_bounded(response: httpx.Response, limit: int) -> bytes:
     return kept.joined()
 
 
-class CountedPieces:
-    """Pieces of a body kept while their sum stays within a limit; BodyTooLarge past it."""
-
-    def __init__(self, limit: int):
-        self.limit, self.size, self.pieces = limit, 0, []
-
-    def add(self, piece: bytes) -> None:
-        self.size += len(piece)
-        if self.size > self.limit:
-            raise BodyTooLarge(self.limit)
-        self.pieces.append(piece)
-
-    def extend(self, pieces: Iterator[bytes]) -> None:
-        for piece in pieces:
-            self.add(piece)
-
-    def joined(self) -> bytes:
-        return b"".join(self.pieces)
-
-
-class Inflater:
-    """One content coding, inflated at most INFLATE_STEP bytes at a time."""
-
-    def __init__(self, coding: str):
-        if coding not in ("gzip", "x-gzip", "deflate"):
-            raise UnreadableBody(f"content coding {coding!r} is not one asked for")
-        self.coding = coding
-        gzip_framed = coding != "deflate"
-        self.inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip_framed else zlib.MAX_WBITS)
-        self.may_be_raw = not gzip_framed  # "deflate" is zlib-framed, but some servers send raw
-        self.started = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        while not self.inflater.eof:
-            try:
-                piece = self.inflater.decompress(data, INFLATE_STEP)
-            except zlib.error as error:
-                if self.may_be_raw and not self.started:
-                    self.may_be_raw = False
-                    self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-                    continue
-                raise UnreadableBody(
-                    f"a {self.coding} body that does not inflate ({error})"
-                ) from None
-            self.started = True
-            data = self.inflater.unconsumed_tail
-            if piece:
-                yield piece
-            if not data and len(piece) < INFLATE_STEP:  # a full step may leave output pending
-                break
-
-    def finish(self) -> Iterator[bytes]:
-        yield from self.feed(b"")
-        if not self.inflater.eof:
-            raise UnreadableBody(f"a {self.coding} body cut short")
-
-
-def inflate_through(layers: list[Inflater], chunk: bytes) -> Iterator[bytes]:
-    """`chunk` through every coding, outermost first, one step at a time."""
-    if not layers:
-        if chunk:
-            yield chunk
-        return
-    for piece in layers[0].feed(chunk):
-        yield from inflate_through(layers[1:], piece)
-
-
-def finish_through(layers: list[Inflater]) -> Iterator[bytes]:
-    for index, layer in enumerate(layers):
-        for piece in layer.finish():
-            yield from inflate_through(layers[index + 1 :], piece)
-
-
-def inflate_zip_member(archive: bytes, limit: int, name: str | None = None) -> bytes:
-    """A zip archive's member (`name`, else the first file), inflated to at most `limit` bytes:
-    the sizes an archive declares are the sender's word, so the bytes are counted as they come.
-    Stored and deflated members only (bzip2's and LZMA's readers inflate unbounded pieces).
-    Blocking: run it in a thread (Upstream.decode)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
-            files = [info for info in zipped.infolist() if not info.is_dir()]
-            info = zipped.getinfo(name) if name is not None else files[0]
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise UnreadableBody(f"a zip member compressed with method {info.compress_type}")
-            kept = CountedPieces(limit)
-            with zipped.open(info) as member:
-                kept.extend(iter(lambda: member.read(INFLATE_STEP), b""))
-            return kept.joined()
-    except UnreadableBody:
-        raise
-    except (zipfile.BadZipFile, KeyError, IndexError, EOFError, zlib.error) as error:
-        raise UnreadableBody(f"not a readable zip archive ({type(error).__name__})") from None
-    except (RuntimeError, NotImplementedError, ValueError, OSError) as error:  # encrypted, ...
-        raise UnreadableBody(f"not a readable zip archive ({type(error).__name__})") from None
-
-
-# ----- countries --------------------------------------------------------------------------------
-
-BUNDLED_COUNTRIES = Path(__file__).resolve().parent / "data" / "restcountries-v2.json"
-V5_PAGE_SIZE = 100  # the most the v5 API serves a page
-
-
-async def read_bundled(upstream: Upstream, url: str | None, key: str | None) -> CountryEntries:
-    """The last published REST Countries v2 data, shipped in the package: no network."""
-    body = await asyncio.to_thread(BUNDLED_COUNTRIES.read_bytes)
-    return await upstream.decode(core.decode_v2_entries, core.parse_countries(body))
-
-
-async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
-    """A REST Countries v2 array, e.g. a self-hosted instance's /v2/all?fields=..."""
-    body = await upstream.get(url, source="countries")
-    raws = await upstream.decode(core.parse_countries, body)
-    if raws is None:
-        unusable_body("countries", url, "a JSON array in UTF-8")
-    return await upstream.decode(core.decode_v2_entries, raws)
-
-
-async def fetch_restcountries_v5(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
-    """REST Countries v5, paginated: the first page, then every remaining page at once."""
-    headers = {"Authorization": f"Bearer {key}"} if key else None
-
-    async def page(offset: int) -> core.V5Page:
-        params = {"limit": V5_PAGE_SIZE, "offset": offset}
-        body = await upstream.get(url, params, headers, source="countries")
-        parsed = await upstream.decode(core.parse_v5_page, body)
-        if parsed is None:
-            unusable_body("countries", url, "a REST Countries v5 page in UTF-8")
-        return parsed
-
-    first = await page(0)
-    total = first.meta.get("total")
-    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        total = len(first.objects)
-    rest = await gather_all([page(offset) for offset in range(V5_PAGE_SIZE, total, V5_PAGE_SIZE)])
-    raws = [raw for parsed in (first, *rest) for raw in parsed.objects]
-    return await upstream.decode(core.decode_v5_entries, raws)
-
-
-COUNTRIES_SOURCES = {
-    "bundled": read_bundled,
-    "restcountries-v2": fetch_restcountries_v2,
-    "restcountries-v5": fetch_restcountries_v5,
-}
-
-
-# ----- rates ----------------------------------------------------------------------------------
-
-
-async def fetch_open_er_api(upstream: Upstream, url: str) -> RatesTable:
-    table = await upstream.decode(core.parse_open_er_api, await upstream.get(url, source="rates"))
-    if table is None:
-        unusable_body("rates", url, 'JSON in UTF-8 with result "success" and usable rates')
-    return table
-
-
-async def fetch_frankfurter(upstream: Upstream, url: str) -> RatesTable:
-    table = await upstream.decode(core.parse_frankfurter, await upstream.get(url, source="rates"))
-    if table is None:
-        unusable_body("rates", url, "JSON in UTF-8 with usable rates")
-    return table
-
-
-RATES_SOURCES = {"open-er-api": fetch_open_er_api, "frankfurter": fetch_frankfurter}
-
-
-# ----- both at once ---------------------------------------------------------------------------------
-
-
-async def gather_all(work: list[Awaitable]) -> list:
-    """Every result, or the first failure once all have finished (none left running behind)."""
-    results = await asyncio.gather(*work, return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    return results
-
-
-async def fetch_sources(upstream: Upstream, sources: Settings) -> tuple[CountryEntries, RatesTable]:
-    """The countries and the rates, read at once; UpstreamFailure names a host."""
-    countries = COUNTRIES_SOURCES[sources.countries_source]
-    rates = RATES_SOURCES[sources.rates_source]
-    countries_url = sources.countries_api_url or "bundled"
-    with timed(upstream.timings, "fetch"):
-        fetched = await gather_all([
-            in_time(upstream, countries_url, countries(
-                upstream, sources.countries_api_url, sources.countries_api_key
-            )),
-            in_time(upstream, sources.exchange_api_url, rates(upstream, sources.exchange_api_url)),
-        ])  # fmt: skip
-    return fetched[0], fetched[1]
-
-
 async def in_time(upstream: Upstream, url: str, work: Awaitable) -> Any:
     """`work` by the deadline plus DECODE_GRACE: every attempt ends by the deadline, but decoding
     what the last one brought must not take the refresh past the contract's bound. (A decoding
@@ -469,3 +281,12 @@ def gc_paused():
     finally:
         if was_enabled:
             gc.enable()
+
+
+async def gather_all(work: list[Awaitable]) -> list:
+    """Every result, or the first failure once all have finished (none left running behind)."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
