@@ -186,7 +186,7 @@ async def select_country_ids(tx: Transaction) -> dict[str, int]:
 
 async def upsert_countries(tx: Transaction, rows: list[dict]) -> None:
     # Rows carry their id when they exist: both databases then find them by primary key, instead
-    # of inserting, hitting the unique name_key and undoing the insert (InnoDB: 2x slower), which
+    # of inserting, hitting the unique name_key and undoing the insert (far slower on InnoDB), which
     # also burnt an auto-increment value per row on both
     if tx.dialect == "sqlite":
         # the default 2 MB page cache thrashes on the indexes past ~20,000 rows
