@@ -167,13 +167,17 @@ ROUTE_TABLE = [
         "Swagger UI for this document", (200, None), media_type="text/html")),
 ]  # fmt: skip
 
-INDEX = Index(
-    name="Country Currency & Exchange API",
-    version=VERSION,
-    docs="/docs",
-    openapi="/openapi.json",
-    routes=[f"{row.method} {openapi.plain_path(row.path)}" for row in ROUTE_TABLE],
-)
+
+def index_answer(root_path: str) -> Index:
+    """GET /'s answer: its links and routes carry ROOT_PATH, the prefix the proxy strips."""
+    return Index(
+        name="Country Currency & Exchange API",
+        version=VERSION,
+        docs=f"{root_path}/docs",
+        openapi=f"{root_path}/openapi.json",
+        routes=[f"{row.method} {root_path}{openapi.plain_path(row.path)}" for row in ROUTE_TABLE],
+    )
+
 
 routes = [
     *routing.build_routes(ROUTE_TABLE),
@@ -239,15 +243,19 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     # the token guard, control characters and trailing slashes are decided with routing
-    app.router = routing.GuardedRouter(routes, settings.admin_token, lifespan=lifespan)
+    app.router = routing.GuardedRouter(
+        routes, settings.admin_token, root_path=settings.root_path, lifespan=lifespan
+    )
     settings = with_sources_chosen(settings)
     store = db.make_store(settings.database_url, settings.db_timeout)
     app.state = state = AppState(settings, store, web.ResponseCache(), access_log, app_metrics)
     state.cache.listen(store)
     state.openapi = web.JSON_ENCODER.encode(
-        openapi.openapi_document(app.routes, __doc__.strip(), settings.admin_token is not None)
+        openapi.openapi_document(
+            app.routes, __doc__.strip(), settings.admin_token is not None, settings.root_path
+        )
     )
-    state.index = web.JSON_ENCODER.encode(INDEX)
+    state.index = web.JSON_ENCODER.encode(index_answer(settings.root_path))
     return app
 
 
