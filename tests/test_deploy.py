@@ -202,3 +202,12 @@ def test_install_refuses_a_missing_root_or_a_venv_that_is_not_one(tmp_path):
         capture_output=True, text=True,
     )  # fmt: skip
     assert bad.returncode == 1 and "is not a virtualenv" in bad.stderr
+
+
+def test_the_docs_say_how_far_apart_the_workers_lines_may_be():
+    # what is true of WORKERS' lines: each worker writes its own batches
+    from countries.web.logs import BATCH_SECONDS
+
+    text = " ".join((REPO / "docs" / "deploy.md").read_text().split())
+    assert f"may come out of time order by up to {BATCH_SECONDS:g} s" in text
+    assert f"access lines wait in a batch at most {BATCH_SECONDS:g} s" in text
