@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import gc
+import socket
 import sys
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, db, metrics, openapi, refresh, web
+from countries import VERSION, db, metrics, openapi, refresh, setting_docs, web
 from countries.api import countries, operations, rates, users
 from countries.api.structs import (
     Conversion,
@@ -57,10 +59,11 @@ from countries.core import (
 )
 from countries.errors import (
     ApiError,
+    StartupError,
 )
 from countries.openapi import Operation
 from countries.settings import (
-    SETTING_NAMES,
+    SETTING_NAMES,  # noqa: F401 (read through service by the tests)
     Settings,
     load_settings,
     logging_settings,
@@ -164,13 +167,17 @@ ROUTE_TABLE = [
         "Swagger UI for this document", (200, None), media_type="text/html")),
 ]  # fmt: skip
 
-INDEX = Index(
-    name="Country Currency & Exchange API",
-    version=VERSION,
-    docs="/docs",
-    openapi="/openapi.json",
-    routes=[f"{row.method} {openapi.plain_path(row.path)}" for row in ROUTE_TABLE],
-)
+
+def index_answer(root_path: str) -> Index:
+    """GET /'s answer: its links and routes carry ROOT_PATH, the prefix the proxy strips."""
+    return Index(
+        name="Country Currency & Exchange API",
+        version=VERSION,
+        docs=f"{root_path}/docs",
+        openapi=f"{root_path}/openapi.json",
+        routes=[f"{row.method} {root_path}{openapi.plain_path(row.path)}" for row in ROUTE_TABLE],
+    )
+
 
 routes = [
     *routing.build_routes(ROUTE_TABLE),
@@ -236,15 +243,19 @@ def create_app(settings: Settings) -> Starlette:
         },
     )
     # the token guard, control characters and trailing slashes are decided with routing
-    app.router = routing.GuardedRouter(routes, settings.admin_token, lifespan=lifespan)
+    app.router = routing.GuardedRouter(
+        routes, settings.admin_token, root_path=settings.root_path, lifespan=lifespan
+    )
     settings = with_sources_chosen(settings)
     store = db.make_store(settings.database_url, settings.db_timeout)
     app.state = state = AppState(settings, store, web.ResponseCache(), access_log, app_metrics)
     state.cache.listen(store)
     state.openapi = web.JSON_ENCODER.encode(
-        openapi.openapi_document(app.routes, __doc__.strip(), settings.admin_token is not None)
+        openapi.openapi_document(
+            app.routes, __doc__.strip(), settings.admin_token is not None, settings.root_path
+        )
     )
-    state.index = web.JSON_ENCODER.encode(INDEX)
+    state.index = web.JSON_ENCODER.encode(index_answer(settings.root_path))
     return app
 
 
@@ -259,12 +270,42 @@ def app_factory() -> Starlette:
         return create_app(settings)
 
 
-def serve(settings: Settings, app: Starlette) -> None:
+def listening_socket(settings: Settings) -> socket.socket:
+    """HOST:PORT bound here, before anything starts, and handed to uvicorn: a port another process
+    holds is one start-up line naming PORT (uvicorn would say so only after the app's start-up,
+    or, with WORKERS, as a bare errno), and no other process can take it between check and use."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as error:
+        sock.close()
+        raise StartupError(bind_failure(settings, error)) from error
+    # listening at once: a socket only bound would share the port with another SO_REUSEADDR one
+    # until uvicorn listens; connections wait in the backlog until the app serves
+    sock.listen(2048)
+    sock.set_inheritable(True)  # the workers serve on it
+    return sock
+
+
+def bind_failure(settings: Settings, error: OSError) -> str:
+    where = f"{settings.host}:{settings.port}"
+    if error.errno == errno.EADDRINUSE:
+        return f"PORT={settings.port}: {where} is in use by another process; choose another PORT"
+    if error.errno == errno.EACCES:
+        return f"PORT={settings.port}: binding {where} is not permitted (ports below 1024 need privileges)"
+    if error.errno == errno.EADDRNOTAVAIL or isinstance(error, socket.gaierror):
+        return f"HOST={settings.host}: not an address of this machine ({error.strerror or error})"
+    return f"HOST={settings.host}, PORT={settings.port}: cannot listen there ({error.strerror or error})"
+
+
+def serve(settings: Settings, app: Starlette, sock: socket.socket) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     options = dict(
-        host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
-        access_log=False, server_header=False,
+        log_level=settings.log_level, log_config=None, access_log=False, server_header=False,
         # unset: no proxy is trusted (uvicorn's own default would trust 127.0.0.1)
         proxy_headers=settings.forwarded_allow_ips is not None,
         forwarded_allow_ips=settings.forwarded_allow_ips or "",
@@ -273,15 +314,21 @@ def serve(settings: Settings, app: Starlette) -> None:
         timeout_graceful_shutdown=5,
     )  # fmt: skip
     if settings.workers == 1:
-        uvicorn.run(app, **options)
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+        if not server.started:
+            sys.exit(3)  # the app's own start-up failed and said why (uvicorn's status for it)
         return
     # uvicorn's own supervisor: no other server to install, the same options as one process, and
     # it restarts a worker that dies; each worker builds the app with app_factory
-    with metrics.multiprocess_folder():
-        uvicorn.run(
-            "service:app_factory", factory=True, workers=settings.workers,
-            app_dir=str(Path(__file__).resolve().parent), **options,
-        )  # fmt: skip
+    # the workers find `service` whatever the working directory (spawned, they inherit sys.path)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    config = uvicorn.Config(
+        "service:app_factory", factory=True, workers=settings.workers, **options
+    )  # fmt: skip
+    with metrics.multiprocess_folder(), contextlib.suppress(KeyboardInterrupt):
+        Multiprocess(config, sockets=[sock]).run()
 
 
 async def refresh_once(settings: Settings) -> tuple[int, bytes]:
@@ -292,6 +339,8 @@ async def refresh_once(settings: Settings) -> tuple[int, bytes]:
         msgspec.structs.replace(settings, refresh_min_interval=0.0, refresh_interval=0.0)
     )
     headers = {"Authorization": f"Bearer {settings.admin_token}"} if settings.admin_token else {}
+    # no client sent this request: it gets no access-log line
+    app.state.access_log.enabled = False
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cli") as client:
@@ -307,19 +356,10 @@ COMMANDS = {
 }
 
 
-def settings_help() -> str:
-    defaults = Settings()
-    lines = ["settings, from the environment or .env (the environment wins):"]
-    for env_name, field in SETTING_NAMES.items():
-        value = getattr(defaults, field)
-        lines.append(f"  {env_name:<22} default: {'unset' if value is None else value}")
-    return "\n".join(lines)
-
-
 def command_line() -> argparse.ArgumentParser:
     commands = "\n".join(f"  {name:<9}{text}" for name, text in COMMANDS.items())
     parser = argparse.ArgumentParser(
-        prog="service.py", epilog=settings_help(),
+        prog="service.py", epilog=setting_docs.help_text(),
         description=f"{__doc__.strip().split(chr(10))[0]}\n\ncommands:\n{commands}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
@@ -335,14 +375,27 @@ def main(argv: list[str] | None = None) -> None:
     with web.startup_failures_reported():
         settings = load_settings()
         web.configure_logging(settings)
-        db.apply_migrations(settings.database_url, settings.db_timeout)
+        # the port first: nothing is worth doing if the service cannot listen
+        sock = listening_socket(settings) if command == "serve" else None
+        applied = db.apply_migrations(settings.database_url, settings.db_timeout)
         app = create_app(settings)  # it also checks the settings only the app reads (the sources)
     if command == "serve":
-        serve(settings, app)
+        serve(settings, app, sock)
+    elif command == "migrate":
+        print(migrations_report(applied, settings.log_format == "json"))
     elif command == "refresh":
         status, body = asyncio.run(refresh_once(settings))
         print(body.decode())
         sys.exit(0 if status == 200 else 1)
+
+
+def migrations_report(applied: list[str], as_json: bool) -> str:
+    message = f"applied {', '.join(applied)}" if applied else "the schema is up to date"
+    return (
+        web.JSON_ENCODER.encode({"applied": applied, "message": message}).decode()
+        if as_json
+        else message
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ served from the installed swagger-ui-bundle package so that it works offline."""
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, NamedTuple
 
@@ -51,8 +52,8 @@ RESPONSE_HEADERS = {
         "required": True,
     },
     "Location": {
-        "description": "The new user's URL",
-        "schema": {"type": "string", "pattern": "^/users/"},
+        "description": "The new user's URL (under ROOT_PATH, with the prefix)",
+        "schema": {"type": "string", "pattern": "^(/[^/]+)*/users/[^/]+$"},
         "required": True,
     },
     "ETag": {
@@ -96,7 +97,8 @@ RESPONSE_HEADERS = {
 # headers an error answer carries
 ERROR_HEADERS = {429: ("Retry-After",)}
 REDIRECT_LOCATION = {
-    "description": "The path without its trailing slash, relative, with the query string",
+    "description": "The path without its trailing slash (under ROOT_PATH, with the prefix), with"
+    " the query string",
     "schema": {"type": "string", "pattern": "^/"},
     "required": True,
 }
@@ -276,9 +278,12 @@ def document_tags(paths: dict) -> list[dict]:
     return [{"name": name} for name in order if name in used]
 
 
-def openapi_document(app_routes: list, description: str, token_set: bool) -> dict:
+def openapi_document(
+    app_routes: list, description: str, token_set: bool, root_path: str = ""
+) -> dict:
     """The OpenAPI 3.1 document of every route; with `token_set` (ADMIN_TOKEN is set), the
-    protected operations name the bearer scheme."""
+    protected operations name the bearer scheme; under ROOT_PATH its one server is the prefix,
+    so that "Try it out" in /docs calls the service through the proxy."""
     found = documented_routes(app_routes)
     operations = [row.operation for _, _, row in found]
     types = [ErrorBody] + [
@@ -298,6 +303,7 @@ def openapi_document(app_routes: list, description: str, token_set: bool) -> dic
             "version": VERSION,
             "description": description + "\n" + CONVENTIONS,
         },
+        **({"servers": [{"url": root_path}]} if root_path else {}),
         "tags": document_tags(paths),
         "paths": paths,
         "components": {"schemas": components},
@@ -310,17 +316,27 @@ def openapi_document(app_routes: list, description: str, token_set: bool) -> dic
 
 
 DOCS_ASSETS = "/docs/assets"
-DOCS_PAGE = f"""<!doctype html>
+
+
+@functools.lru_cache(maxsize=4)
+def docs_page(root_path: str = "") -> str:
+    """Swagger UI's page; under ROOT_PATH its assets and the document it loads carry the prefix,
+    so that it works behind a proxy that serves the service under one."""
+    assets = root_path + DOCS_ASSETS
+    return f"""<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>Country Currency &amp; Exchange API</title>
-<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+<link rel="stylesheet" href="{assets}/swagger-ui.css">
 </head>
 <body>
 <div id="swagger-ui"></div>
-<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}});</script>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{root_path}/openapi.json", dom_id: "#swagger-ui"}});</script>
 </body>
 </html>
 """
+
+
+DOCS_PAGE = docs_page()

@@ -36,6 +36,8 @@ URL = Annotated[str, msgspec.Meta(min_length=1)]
 # empty (no CORS), `*`, or comma-separated origins: `https://app.example, http://localhost:3000`
 _ORIGIN = r"\s*(?:\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s,/]+/?)\s*"
 CORS_ORIGINS_PATTERN = rf"^(?:\s*|{_ORIGIN}(?:,{_ORIGIN})*)$"
+# no `?`, `#`, space, control character or `//`: it is written into Locations and the docs page
+ROOT_PATH_PATTERN = r"^(?:/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*$"
 MIN_REFRESH_INTERVAL = 60
 MAX_WORKERS = 64
 
@@ -68,6 +70,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )] = ""  # fmt: skip
     workers: Annotated[int, msgspec.Meta(ge=1, le=MAX_WORKERS)] = 1
     forwarded_allow_ips: str | None = None
+    # the prefix a proxy serves the service under, the proxy stripping it: `/api`
+    root_path: Annotated[str, msgspec.Meta(
+        pattern=ROOT_PATH_PATTERN,
+        description="empty, or a path that starts with / and does not end with one, such as /api",
+    )] = ""  # fmt: skip
 
 
 SETTING_NAMES = {field.upper(): field for field in Settings.__struct_fields__}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,13 @@ import pytest
 from conftest import REPO
 
 DEPLOY = REPO / "deploy"
-UNITS = ("countries.service", "countries-refresh.service", "countries-refresh.timer")
+UNITS = (
+    "countries.service",
+    "countries-refresh.service",
+    "countries-refresh.timer",
+    "countries-rates.service",
+    "countries-rates.timer",
+)
 INSTALLED_AT = "/opt/countries"  # where the units expect the repository
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -25,12 +32,14 @@ needs_nginx = pytest.mark.skipif(
 )
 
 
-def units_here(folder: Path, replace: tuple[str, str] = ("", "")) -> list[Path]:
-    """The units, pointed at this checkout instead of /opt/countries: verify checks that
-    ExecStart's program exists."""
+def units_here(
+    folder: Path, replace: tuple[str, str] = ("", ""), source: Path = DEPLOY, app: Path = REPO
+) -> list[Path]:
+    """The units of `source`, pointed at `app` (this checkout) instead of /opt/countries: verify
+    checks that ExecStart's program exists."""
     copies = []
     for name in UNITS:
-        text = (DEPLOY / name).read_text().replace(INSTALLED_AT, str(REPO))
+        text = (source / name).read_text().replace(INSTALLED_AT, str(app))
         (folder / name).write_text(text.replace(*replace) if replace[0] else text)
         copies.append(folder / name)
     return copies
@@ -64,7 +73,8 @@ def test_the_service_unit_says_what_the_issue_asks():
     unit = (DEPLOY / "countries.service").read_text()
     for line in (
         "User=countries",
-        "EnvironmentFile=/etc/countries/countries.env",
+        # "-": a missing settings file does not fail the start
+        "EnvironmentFile=-/etc/countries/countries.env",
         "Restart=on-failure",
         "KillSignal=SIGTERM",
         "TimeoutStopSec=15",
@@ -75,6 +85,12 @@ def test_the_service_unit_says_what_the_issue_asks():
     refresh = (DEPLOY / "countries-refresh.service").read_text().splitlines()
     assert "Type=oneshot" in refresh
     assert f"ExecStart={INSTALLED_AT}/.venv/bin/python {INSTALLED_AT}/service.py refresh" in refresh
+    assert "EnvironmentFile=-/etc/countries/countries.env" in refresh
+    rates = (DEPLOY / "countries-rates.service").read_text().splitlines()
+    command = f"ExecStart={INSTALLED_AT}/.venv/bin/python {INSTALLED_AT}/service.py refresh --rates"
+    assert command in rates and "Type=oneshot" in rates
+    assert "OnCalendar=daily" in (DEPLOY / "countries-refresh.timer").read_text().splitlines()
+    assert "OnCalendar=hourly" in (DEPLOY / "countries-rates.timer").read_text().splitlines()
 
 
 def nginx_test(folder: Path, site: Path) -> subprocess.CompletedProcess:
@@ -116,3 +132,82 @@ def test_nginx_site_forwards_the_client_address_and_scheme():
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in site
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in site
     assert "proxy_pass http://countries_api;" in site and "server 127.0.0.1:8000;" in site
+
+
+# ----- deploy/install.sh into a temporary root ---------------------------------------------------
+
+
+def install(root: Path) -> subprocess.CompletedProcess:
+    # the virtualenv linked, not built: pip would take minutes and the network
+    return subprocess.run(
+        ["sh", str(DEPLOY / "install.sh"), "--venv-from", str(Path(sys.prefix)), str(root)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("root")
+    done = install(root)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def test_install_copies_the_tree_and_its_virtualenv(installed):
+    app = installed / INSTALLED_AT.lstrip("/")
+    assert (app / "service.py").read_bytes() == (REPO / "service.py").read_bytes()
+    assert (app / "migrations" / "sqlite").is_dir() and not (app / ".git").exists()
+    done = subprocess.run(
+        [str(app / ".venv" / "bin" / "python"), str(app / "service.py"), "--help"],
+        capture_output=True, text=True, timeout=60, cwd=app,
+    )  # fmt: skip
+    assert done.returncode == 0 and "ROOT_PATH" in done.stdout, done.stderr
+
+
+def test_install_writes_the_settings_file_once(installed):
+    settings = installed / "etc" / "countries" / "countries.env"
+    assert settings.read_text() == (REPO / ".env.example").read_text()
+    assert settings.stat().st_mode & 0o777 == 0o640
+    settings.write_text("PORT=8100\n")  # the operator's own
+    again = install(installed)
+    assert again.returncode == 0 and f"kept {settings}" in again.stdout
+    assert settings.read_text() == "PORT=8100\n"
+
+
+@needs_systemd
+def test_installed_units_verify(installed, tmp_path):
+    units = installed / "etc" / "systemd" / "system"
+    assert sorted(path.name for path in units.iterdir()) == sorted(UNITS)
+    app = installed / INSTALLED_AT.lstrip("/")
+    done = verify(units_here(tmp_path, source=units, app=app))
+    assert done.returncode == 0 and done.stdout + done.stderr == "", done.stderr
+
+
+@needs_nginx
+def test_installed_nginx_site_passes_nginx_t(installed, tmp_path):
+    enabled = installed / "etc" / "nginx" / "sites-enabled" / "countries"
+    assert (
+        enabled.is_symlink()
+        and enabled.resolve().read_text() == (DEPLOY / "nginx-countries.conf").read_text()
+    )
+    done = nginx_test(tmp_path, enabled)
+    assert done.returncode == 0, done.stderr
+
+
+def test_install_refuses_a_missing_root_or_a_venv_that_is_not_one(tmp_path):
+    usage = subprocess.run(["sh", str(DEPLOY / "install.sh")], capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    bad = subprocess.run(
+        ["sh", str(DEPLOY / "install.sh"), "--venv-from", str(tmp_path), str(tmp_path / "r")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "is not a virtualenv" in bad.stderr
+
+
+def test_the_docs_say_how_far_apart_the_workers_lines_may_be():
+    # what is true of WORKERS' lines: each worker writes its own batches
+    from countries.web.logs import BATCH_SECONDS
+
+    text = " ".join((REPO / "docs" / "deploy.md").read_text().split())
+    assert f"may come out of time order by up to {BATCH_SECONDS:g} s" in text
+    assert f"access lines wait in a batch at most {BATCH_SECONDS:g} s" in text

@@ -283,11 +283,6 @@ def test_every_line_of_a_run_is_one_json_object(stub, tmp_path):
     assert any("Shutting down" in message for message in messages), messages
 
 
-def test_migrations_print_nothing(tmp_path, capfd):
-    db.apply_migrations(f"sqlite:///{tmp_path / 'fresh.db'}")
-    assert capfd.readouterr() == ("", "")
-
-
 def test_migration_0008_gives_back_the_ids_refreshes_burnt(tmp_path):
     from yoyo import get_backend, read_migrations
 

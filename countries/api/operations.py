@@ -45,4 +45,4 @@ async def openapi_json(request: Request) -> Response:
 
 
 async def docs_page(request: Request) -> Response:
-    return Response(openapi.DOCS_PAGE, media_type="text/html")
+    return Response(openapi.docs_page(request.app.state.settings.root_path), media_type="text/html")

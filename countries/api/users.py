@@ -65,7 +65,8 @@ async def create_user(request: Request) -> Response:
     fields = await read_user_body(request, UserIn)
     row = new_user(fields, str(uuid.uuid4()), utc_stamp(request))
     await db.insert_user(request.app.state.store, row)
-    return json_response(User(**row), 201, {"Location": f"/users/{row['id']}"})
+    location = f"{request.app.state.settings.root_path}/users/{row['id']}"
+    return json_response(User(**row), 201, {"Location": location})
 
 
 async def list_users(request: Request) -> Response:

@@ -100,16 +100,16 @@ def database_failure(error: BaseException, database_url: str) -> str:
     return str(error) or type(error).__name__
 
 
-def apply_migrations(database_url: str, timeout: float | None = None) -> None:
+def apply_migrations(database_url: str, timeout: float | None = None) -> list[str]:
     """Apply pending yoyo migrations under yoyo's lock, so that several processes may start at
-    once. A database that cannot be opened, or (given `timeout`, DB_TIMEOUT) a MySQL server that
+    once, and name those applied. A database that cannot be opened, or (given `timeout`, DB_TIMEOUT) a MySQL server that
     does not answer within `timeout`, is a StartupError naming DATABASE_URL and the cause."""
     from yoyo.exceptions import LockTimeout
 
     try:
         if timeout is not None and dialect_of(database_url) == "mysql":
             say_hello(database_url, timeout)
-        migrate(database_url)
+        return migrate(database_url)
     except LockTimeout as error:
         message = "another process held the migration lock too long (yoyo's _yoyo_lock table)"
         raise StartupError(f"{shown_setting('DATABASE_URL', database_url)}: {message}") from error
@@ -139,15 +139,17 @@ def say_hello(database_url: str, timeout: float) -> None:
     connection.close()
 
 
-def migrate(database_url: str) -> None:
+def migrate(database_url: str) -> list[str]:
     from yoyo import get_backend, read_migrations
 
     dialect = dialect_of(database_url)
     backend = get_backend(migrations_database_url(database_url))
     migrations = read_migrations(str(MIGRATIONS_DIR / dialect))
     with backend.lock():
-        backend.apply_migrations(backend.to_apply(migrations))
+        pending = backend.to_apply(migrations)
+        backend.apply_migrations(pending)
     if dialect == "sqlite":
         # WAL lets readers see the last committed refresh while a new one is being written.
         with contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as connection:
             connection.execute("PRAGMA journal_mode=WAL")
+    return [migration.id for migration in pending]

@@ -112,9 +112,12 @@ class GuardedRouter(Router):
     characters or its trailing slash, is a protected route; then 404 for a control character;
     then the 308; then the route itself."""
 
-    def __init__(self, routes: list[BaseRoute], token: str | None, **options: Any):
+    def __init__(
+        self, routes: list[BaseRoute], token: str | None, root_path: str = "", **options: Any
+    ):
         super().__init__(routes, redirect_slashes=False, **options)
         self.expected = (token or "").encode()
+        self.prefix = root_path
 
     async def app(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -138,7 +141,7 @@ class GuardedRouter(Router):
                 return await unauthorized(scope, receive, send)
         if clean != path:
             return await error_response(404, "Not found")(scope, receive, send)
-        location = slashless_location(scope) if slashless is not None else None
+        location = slashless_location(scope, self.prefix) if slashless is not None else None
         if location is not None:
             scope["route"] = slashless
             return await Response(status_code=308, headers={"Location": location})(
@@ -151,10 +154,11 @@ class GuardedRouter(Router):
         await route.handle(scope, receive, send)
 
 
-def slashless_location(scope: dict) -> str | None:
-    """Where a path with one trailing slash moves to: the path without it, as a relative Location
-    that keeps the percent-encoding and the query string, so that it is right behind any proxy.
-    `/`, `//`, and an encoded slash (`%2F`) are left alone."""
+def slashless_location(scope: dict, root_path: str = "") -> str | None:
+    """Where a path with one trailing slash moves to: the path without it, as an absolute path
+    that keeps the percent-encoding and the query string, after ROOT_PATH (the prefix the proxy
+    stripped), so that it is right behind any proxy. `/`, `//`, and an encoded slash (`%2F`) are
+    left alone."""
     raw = scope.get("raw_path") or scope["path"].encode("utf-8")
     raw = raw.split(b"?", 1)[0]
     if not raw.endswith(b"/") or raw.endswith(b"//") or len(raw) < 2:
@@ -164,7 +168,7 @@ def slashless_location(scope: dict) -> str | None:
     if path[1:2] in (b"/", b"\\"):
         return None
     query = scope.get("query_string", b"")
-    return (path + (b"?" + query if query else b"")).decode("latin-1")
+    return root_path + (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
 def bearer_matches(authorization: bytes, expected: bytes) -> bool:
