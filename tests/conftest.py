@@ -172,8 +172,9 @@ def empty_mysql_database(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory) -> Path:
-    """A SQLite file migrated once per run: each test gets a copy, the same bytes that migrating
-    a new file gives, without yoyo's work every time."""
+    """A SQLite file migrated once per run (per worker): each test gets a copy, the schema and
+    yoyo's records that migrating a new file gives, without yoyo's commits (each an fsync) every
+    time."""
     path = tmp_path_factory.mktemp("template") / "countries.db"
     db.apply_migrations(f"sqlite:///{path}")
     return path
