@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -123,39 +124,71 @@ def execute(url: str, sql: str, params: tuple = ()) -> None:
             connection.commit()
 
 
+def worker_database_url(url: str) -> str:
+    """`url` itself, or under pytest-xdist the database named after it and the worker
+    (countries_test_gw0, ...): each worker empties its own database between tests."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'test'}_{worker}"
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
 @pytest.fixture(scope="session")
 def mysql_database_url():
-    """A fresh MariaDB database for this run, migrated once; tests empty it between them."""
+    """A fresh MariaDB database for this run (for this worker, under pytest-xdist), migrated
+    once; tests empty it between them."""
     if not ON_MYSQL:
         return None
-    parts = urllib.parse.urlsplit(TEST_DATABASE_URL)
-    name = parts.path.lstrip("/") or "test"
-    with contextlib.closing(mysql_connect(TEST_DATABASE_URL, database="")) as connection:
+    url = worker_database_url(TEST_DATABASE_URL)
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    with contextlib.closing(mysql_connect(url, database="")) as connection:
         connection.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
         connection.cursor().execute(
             f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         )
-    db.apply_migrations(TEST_DATABASE_URL)
-    return TEST_DATABASE_URL
+    db.apply_migrations(url)
+    return url
 
 
 def empty_mysql_database(url: str) -> None:
+    """Back to the state the migrations leave: no rows but refresh_state's, AUTO_INCREMENT
+    counters at 1. DELETE and resetting only a counter that moved, rather than TRUNCATE of
+    every table, which InnoDB does by recreating each table's file."""
     with contextlib.closing(mysql_connect(url)) as connection:
         cursor = connection.cursor()
+        cursor.execute(
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE()"
+        )
+        counters = dict(cursor.fetchall())
         for table in app_tables(connection, url):
-            cursor.execute(f"TRUNCATE TABLE {table}")
+            cursor.execute(f"DELETE FROM {table}")
+            if counters.get(table) not in (None, 1):
+                cursor.execute(f"ALTER TABLE {table} AUTO_INCREMENT = 1")
         cursor.execute("INSERT INTO refresh_state (id) VALUES (1)")
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated once per run (per worker): each test gets a copy, the schema and
+    yoyo's records that migrating a new file gives, without yoyo's commits (each an fsync) every
+    time."""
+    path = tmp_path_factory.mktemp("template") / "countries.db"
+    db.apply_migrations(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def database_url(tmp_path, mysql_database_url):
+def database_url(request, tmp_path, mysql_database_url):
     """A migrated, empty database for one test."""
     if mysql_database_url:
         empty_mysql_database(mysql_database_url)
         return mysql_database_url
-    url = f"sqlite:///{tmp_path / 'countries.db'}"
-    db.apply_migrations(url)
-    return url
+    path = tmp_path / "countries.db"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite:///{path}"
 
 
 # ----- app and upstreams ------------------------------------------------------------------------

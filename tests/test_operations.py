@@ -428,6 +428,7 @@ def fresh_connection_get(url: str) -> httpx.Response:
         return http.get(url, headers={"Connection": "close"})
 
 
+@pytest.mark.slow
 def test_two_workers_serve_one_port_see_each_others_writes_and_stop_on_sigterm(
     stub, database_url, tmp_path
 ):

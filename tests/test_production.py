@@ -476,6 +476,7 @@ def private_mariadb(tmp_path):
 MARIADBD = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/local/sbin")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not MARIADBD, reason="needs a MariaDB server binary (mariadbd) to start and stop its own"
 )
