@@ -13,7 +13,9 @@ from countries.core.keys import usable_rate
 # The providers' terms ask for these words beside their rates (API.md, Sources).
 ATTRIBUTIONS = {
     "open-er-api": "Rates By Exchange Rate API (https://www.exchangerate-api.com)",
-    "frankfurter": "Rates by Frankfurter (https://frankfurter.dev), European Central Bank reference rates",
+    "frankfurter": "Rates by Frankfurter (https://frankfurter.dev), central bank reference rates",
+    "ecb": "Source: European Central Bank",
+    "bundled": "Source: European Central Bank",
 }
 
 
@@ -161,7 +163,8 @@ def history_attribution(days: dict[str, tuple[str, str]], fallback: str) -> tupl
     """(source, attribution) of a history: the newest day's source, and the attribution of every
     source its days come from (a history may span a change of RATES_SOURCE)."""
     sources = list(dict.fromkeys(source for _, source in days.values())) or [fallback]
-    return sources[-1], "; ".join(ATTRIBUTIONS.get(source, source) for source in sources)
+    texts = dict.fromkeys(ATTRIBUTIONS.get(source, source) for source in sources)  # ecb, bundled
+    return sources[-1], "; ".join(texts)
 
 
 def history_csv(table: dict[str, dict[str, float]], symbols: list[str]) -> bytes:
