@@ -49,7 +49,8 @@ XML = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 @pytest.mark.parametrize(
-    "body", [zipped("eurofxref.csv", fixture_bytes("ecb-daily.csv")), fixture_bytes("ecb-daily.csv")]
+    "body",
+    [zipped("eurofxref.csv", fixture_bytes("ecb-daily.csv")), fixture_bytes("ecb-daily.csv")],
 )
 def test_ecb_daily_file_zipped_or_not_is_rebased_to_usd_with_the_euro_added(
     settings, upstream, database_url, body

@@ -48,6 +48,7 @@ async def fetch_ecb(upstream: Upstream, url: str) -> RatesTable:
 
 async def read_bundled_rates(upstream: Upstream, url: str | None) -> RatesTable:
     """The newest day of the shipped history: no network."""
+
     def newest() -> list[EcbDay] | None:
         return read_ecb_days(shipped_history(), upstream.max_bytes, True)
 
