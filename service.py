@@ -28,7 +28,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, backfill, db, metrics, openapi, refresh, web
+from countries import VERSION, backfill, db, metrics, openapi, rates_refresh, refresh, web
 from countries.api import countries, operations, rates, users
 from countries.api.structs import (
     Conversion,
@@ -114,6 +114,9 @@ WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
 ROUTE_TABLE = [
     Endpoint("/countries/refresh", "POST", countries.refresh_countries, Operation(
         "Refetch both upstreams, recompute every estimate, redraw the image", (200, RefreshResult),
+        (408, 413, 429, 503)), protected=True),
+    Endpoint("/rates/refresh", "POST", rates.refresh_rates, Operation(
+        "Refetch the rates alone; every country's rate and estimate, the image", (200, RefreshResult),
         (408, 413, 429, 503)), protected=True),
     Endpoint("/countries/image", "GET", countries.get_image, Operation(
         "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
@@ -204,12 +207,16 @@ async def lifespan(app: Starlette):
     schedule = None
     if state.settings.refresh_interval > 0:
         schedule = asyncio.create_task(refresh.refresh_on_schedule(state))
+    rates_schedule = None
+    if state.settings.rates_refresh_interval > 0:
+        rates_schedule = asyncio.create_task(rates_refresh.rates_refresh_on_schedule(state))
     out_of_the_collectors_way()
     try:
         yield
     finally:
-        if schedule is not None:
-            schedule.cancel()
+        for task in (schedule, rates_schedule):
+            if task is not None:
+                task.cancel()
         await refresh.finish_refresh_in_flight(state)
         await state.http.aclose()
         await db.disconnect(state.store)
@@ -288,9 +295,9 @@ async def refresh_once(settings: Settings, path: str = "/countries/refresh") -> 
     """One refresh as POST /countries/refresh answers it (lifespan, middleware, handler), with the
     admin token: the operator's own command is never rate-limited."""
     # one refresh: the schedule is the server's business
-    app = create_app(
-        msgspec.structs.replace(settings, refresh_min_interval=0.0, refresh_interval=0.0)
-    )
+    app = create_app(msgspec.structs.replace(
+        settings, refresh_min_interval=0.0, refresh_interval=0.0, rates_refresh_interval=0.0
+    ))  # fmt: skip
     headers = {"Authorization": f"Bearer {settings.admin_token}"} if settings.admin_token else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

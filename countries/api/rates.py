@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from countries import db
+from countries import db, rates_refresh
+from countries.api.countries import refuse_early_refresh
 from countries.api.structs import (
     Conversion,
     ConvertQuery,
@@ -14,6 +17,7 @@ from countries.api.structs import (
     Rates,
     RatesHistory,
     RatesQuery,
+    RefreshResult,
 )
 from countries.core import (
     ATTRIBUTIONS,
@@ -40,7 +44,17 @@ from countries.errors import (
     ApiError,
     validation_error,
 )
-from countries.web import convert_or_400, json_response, prefers_csv, query_values
+from countries.web import convert_or_400, json_response, prefers_csv, query_values, read_body
+
+
+async def refresh_rates(request: Request) -> Response:
+    """The rates alone; limited like a full refresh (REFRESH_MIN_INTERVAL counts from either)."""
+    await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
+    await refuse_early_refresh(request)
+    counts, timings = await asyncio.shield(rates_refresh.rates_refresh(request.app.state))
+    server_timing = ", ".join(f"{phase};dur={ms:.1f}" for phase, ms in timings.items())
+    result = RefreshResult(message="Rates refreshed successfully", **counts._asdict())
+    return json_response(result, headers={"Server-Timing": server_timing})
 
 
 async def stored_rates(request: Request) -> StoredRates:
