@@ -7,13 +7,12 @@ from __future__ import annotations
 from countries.db.execution import execute, fetch_one, fetch_value
 from countries.db.store import Store, db_transaction, db_work
 
-HOLD_QUERIES = {"countries": "update_countries_hold", "rates": "update_rates_hold"}
-
 
 @db_transaction
 async def hold_upstream(store: Store, source: str, until: float) -> None:
     """No schedule asks the `source` ("countries" or "rates") upstream before `until` (Unix s)."""
-    query = getattr(store.queries, HOLD_QUERIES[source])
+    queries = store.queries
+    query = queries.update_countries_hold if source == "countries" else queries.update_rates_hold
     await execute(store, query, {"held_until": until})
 
 
