@@ -5,7 +5,6 @@ not asked before its next update plus jitter. The waits are read with a pinned c
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import msgspec
@@ -91,19 +90,20 @@ def test_scheduled_waits_with_a_pinned_clock(settings, upstream, database_url):
         state.settings = msgspec.structs.replace(state.settings, rates_refresh_interval=interval)
         state.clock = lambda: NOW
         state.random.seed(7)
-        assert asyncio.run(rates_refresh.next_rates_wait(state)) == 0  # nothing stored: now
+        assert client.portal.call(rates_refresh.next_rates_wait, state) == 0  # nothing stored: now
 
+        # on the app's own event loop: its connections belong to it
         async def hold_and_wait(until):
             await db.hold_upstream(state.store, "rates", until)
             return await rates_refresh.next_rates_wait(state)
 
-        assert asyncio.run(hold_and_wait(now + 500)) == 500
+        assert client.portal.call(hold_and_wait, now + 500) == 500
 
         async def next_update_and_wait(at):
             await db.note_rates_next_update(state.store, at)
             return await rates_refresh.next_rates_wait(state)
 
-        wait = asyncio.run(next_update_and_wait(now + 1000))  # open-er-api: + 30..300 s
+        wait = client.portal.call(next_update_and_wait, now + 1000)  # open-er-api: + 30..300 s
         assert 1030 <= wait <= 1300
 
 
