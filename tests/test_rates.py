@@ -21,9 +21,7 @@ from conftest import (
 from countries import core, web
 
 OPEN_ER_API = "Rates By Exchange Rate API (https://www.exchangerate-api.com)"
-FRANKFURTER = (
-    "Rates by Frankfurter (https://frankfurter.dev), European Central Bank reference rates"
-)
+FRANKFURTER = "Rates by Frankfurter (https://frankfurter.dev), central bank reference rates"
 # a hand-made USD table: EUR/NGN is 1410.68 / 0.8 = 1763.35 (give or take the last bit)
 TABLE = {"USD": 1, "EUR": 0.8, "NGN": 1410.68, "GBP": 0.75, "JPY": 150.25}
 FIXTURE_RATES = {"USD": 1.0, "NGN": 1600.23, "GHS": 15.634, "BTN": 83.91, "INR": 83.9,

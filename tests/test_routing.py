@@ -68,6 +68,7 @@ def requests_to_try() -> list[tuple[str, str]]:
 def test_the_route_table_protects_what_the_contract_says():
     assert {(method, path) for method, path in protected_requests() if method != "HEAD"} == {
         ("POST", "/countries/refresh"),
+        ("POST", "/rates/refresh"),
         ("DELETE", "/countries/Nigeria"),
         ("GET", "/users"),
         ("POST", "/users"),

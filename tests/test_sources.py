@@ -30,7 +30,7 @@ from stub_upstream import StubUpstream
 
 V5_URL = "https://api.restcountries.com/countries/v5"
 OPEN_ER_API_URL = "https://open.er-api.com/v6/latest/USD"
-FRANKFURTER_URL = "https://api.frankfurter.dev/v1/latest?base=USD"
+FRANKFURTER_URL = "https://api.frankfurter.dev/v2/rates?base=USD"
 KEY = "v5-key-7c1e2d9a"
 
 

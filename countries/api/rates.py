@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from countries import db
+from countries import db, rates_refresh
+from countries.api.countries import refuse_early_refresh
 from countries.api.structs import (
     Conversion,
     ConvertQuery,
@@ -14,6 +17,7 @@ from countries.api.structs import (
     Rates,
     RatesHistory,
     RatesQuery,
+    RefreshResult,
 )
 from countries.core import (
     ATTRIBUTIONS,
@@ -25,19 +29,32 @@ from countries.core import (
     converted,
     cross_rate,
     currency_list,
+    day_codes,
     history_attribution,
     history_csv,
     history_table,
+    minor_unit,
     parse_codes,
     rates_in_base,
     split_history,
+    times_amount,
     unknown_codes,
 )
 from countries.errors import (
     ApiError,
     validation_error,
 )
-from countries.web import convert_or_400, json_response, prefers_csv, query_values
+from countries.web import convert_or_400, json_response, prefers_csv, query_values, read_body
+
+
+async def refresh_rates(request: Request) -> Response:
+    """The rates alone; limited like a full refresh (REFRESH_MIN_INTERVAL counts from either)."""
+    await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
+    await refuse_early_refresh(request)
+    counts, timings = await asyncio.shield(rates_refresh.rates_refresh(request.app.state))
+    server_timing = ", ".join(f"{phase};dur={ms:.1f}" for phase, ms in timings.items())
+    result = RefreshResult(message="Rates refreshed successfully", **counts._asdict())
+    return json_response(result, headers={"Server-Timing": server_timing})
 
 
 async def stored_rates(request: Request) -> StoredRates:
@@ -57,28 +74,50 @@ async def list_currencies(request: Request) -> Response:
     return json_response(currency_list(*found))
 
 
+async def rates_as_asked(
+    request: Request, values: dict[str, str], names: tuple[str, ...]
+) -> tuple[StoredRates, dict[str, str]]:
+    """The rates a query asks for (the stored ones, or those as of its `date`) and the problems
+    of its codes `names`. A date that is not one, or after today (UTC), is 400; before the first
+    stored day 404; a code the dated snapshot lacks is 400 naming that day."""
+    day = values.get("date")
+    if day is None:
+        stored = await stored_rates(request)
+        return stored, unknown_codes(values, names, stored.rates.__contains__)
+    problems = bad_days(values, ("date",))
+    today = request.app.state.clock().date().isoformat()
+    if not problems and day > today:
+        problems = {"date": f"must not be after today ({today}, UTC)"}
+    if problems:
+        raise validation_error(problems)
+    stored = await db.select_rates_on(request.app.state.store, day)
+    if stored is None:
+        raise ApiError(404, "Rates not found")
+    return stored, day_codes(values, names, stored.rates, day)
+
+
 async def get_rates(request: Request) -> Response:
-    stored = await stored_rates(request)
     values = query_values(request)
-    problems = unknown_codes(values, ("base", "symbols"), stored.rates.__contains__)
+    stored, problems = await rates_as_asked(request, values, ("base", "symbols"))
     query = convert_or_400(values, RatesQuery, strict=False, details=problems)
     base = query.base.upper()
     symbols = stored.rates if query.symbols is msgspec.UNSET else parse_codes(query.symbols)
     rates = rates_in_base(stored.rates, base, list(symbols))
+    if query.amount is not msgspec.UNSET:
+        rates = times_amount(rates, query.amount)
     return json_response(Rates(
         base, stored.updated_at, stored.refreshed_at, stored.source,
-        ATTRIBUTIONS[stored.source], rates,
+        ATTRIBUTIONS[stored.source], rates, query.amount,
     ))  # fmt: skip
 
 
 async def convert(request: Request) -> Response:
-    stored = await stored_rates(request)
     values = query_values(request)
-    problems = unknown_codes(values, ("from", "to"), stored.rates.__contains__)
+    stored, problems = await rates_as_asked(request, values, ("from", "to"))
     query = convert_or_400(values, ConvertQuery, strict=False, details=problems)
     source, target = query.from_.upper(), query.to.upper()
     rate = cross_rate(stored.rates, source, target)
-    result = converted(query.amount, rate) if rate is not None else None
+    result = converted(query.amount, rate, minor_unit(target)) if rate is not None else None
     if result is None:  # only absurd stored rates (1e300) get here
         raise validation_error({"amount": f"{source} to {target}: too large to compute"})
     return json_response(Conversion(

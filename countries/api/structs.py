@@ -220,12 +220,15 @@ Alpha2 = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
 class RatesQuery(msgspec.Struct):
     base: CurrencyCode = "USD"
     symbols: CurrencyCodes | msgspec.UnsetType = msgspec.UNSET
+    amount: Amount | msgspec.UnsetType = msgspec.UNSET
+    date: Day | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConvertQuery(msgspec.Struct):
     from_: CurrencyCode = msgspec.field(name="from")
     to: CurrencyCode
     amount: Amount = 1.0
+    date: Day | msgspec.UnsetType = msgspec.UNSET
 
 
 class HistoryQuery(msgspec.Struct):
@@ -250,6 +253,7 @@ class Rates(msgspec.Struct, forbid_unknown_fields=True):
     source: RatesSource
     attribution: str
     rates: dict[StoredCode, float]
+    amount: float | msgspec.UnsetType = msgspec.UNSET  # only when the query gives one
 
 
 class Conversion(msgspec.Struct, forbid_unknown_fields=True):

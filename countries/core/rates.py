@@ -8,12 +8,16 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import iso4217
+
 from countries.core.keys import usable_rate
 
 # The providers' terms ask for these words beside their rates (API.md, Sources).
 ATTRIBUTIONS = {
     "open-er-api": "Rates By Exchange Rate API (https://www.exchangerate-api.com)",
-    "frankfurter": "Rates by Frankfurter (https://frankfurter.dev), European Central Bank reference rates",
+    "frankfurter": "Rates by Frankfurter (https://frankfurter.dev), central bank reference rates",
+    "ecb": "Source: European Central Bank",
+    "bundled": "Source: European Central Bank",
 }
 
 
@@ -64,13 +68,36 @@ MONEY = decimal.Context(prec=1000, rounding=decimal.ROUND_HALF_UP)
 CENTS = decimal.Decimal("0.01")
 
 
-def converted(amount: float, rate: float) -> float | None:
-    """`amount` x `rate` rounded to 2 decimals, half up, as a calculator does with the numbers the
-    answer shows (their shortest decimal spellings): 250.5 x 1763.35 = 441719.175 gives 441719.18,
-    where the product of the doubles (441719.17499...) would give .17. None if not finite."""
+def minor_unit(code: str) -> int:
+    """The decimals of `code` in ISO 4217's own list (the iso4217 package): JPY 0, KWD 3; 2 where
+    ISO 4217 names none (XAU) or does not know the code."""
+    currency = iso4217.Currency.__members__.get(code)
+    exponent = currency.exponent if currency is not None else None
+    return exponent if isinstance(exponent, int) else 2
+
+
+def converted(amount: float, rate: float, decimals: int = 2) -> float | None:
+    """`amount` x `rate` rounded to `decimals` (the target's minor unit), half up, as a calculator
+    does with the numbers the answer shows (their shortest decimal spellings): 250.5 x 1763.35 =
+    441719.175 gives 441719.18, where the product of the doubles (441719.17499...) would give
+    .17. None if not finite."""
     product = MONEY.multiply(decimal.Decimal(repr(amount)), decimal.Decimal(repr(rate)))
-    result = float(product.quantize(CENTS, context=MONEY))
+    result = float(product.quantize(decimal.Decimal(1).scaleb(-decimals), context=MONEY))
     return result if math.isfinite(result) else None
+
+
+def day_codes(values: dict[str, str], names: tuple[str, ...], rates: dict, day: str) -> dict:
+    """As unknown_codes, for a dated answer: the codes that day's snapshot lacks."""
+    problems = unknown_codes(values, names, rates.__contains__)
+    return {
+        name: f"{text.rsplit(' ', 1)[-1]} has no rate on {day}" for name, text in problems.items()
+    }
+
+
+def times_amount(rates: dict[str, float], amount: float) -> dict[str, float]:
+    """Every rate times `amount`, not rounded; a product past the doubles is left out."""
+    products = {code: usable_rate(rate * amount) for code, rate in rates.items()}
+    return {code: rate for code, rate in products.items() if rate is not None}
 
 
 def currency_list(
@@ -161,7 +188,8 @@ def history_attribution(days: dict[str, tuple[str, str]], fallback: str) -> tupl
     """(source, attribution) of a history: the newest day's source, and the attribution of every
     source its days come from (a history may span a change of RATES_SOURCE)."""
     sources = list(dict.fromkeys(source for _, source in days.values())) or [fallback]
-    return sources[-1], "; ".join(ATTRIBUTIONS.get(source, source) for source in sources)
+    texts = dict.fromkeys(ATTRIBUTIONS.get(source, source) for source in sources)  # ecb, bundled
+    return sources[-1], "; ".join(texts)
 
 
 def history_csv(table: dict[str, dict[str, float]], symbols: list[str]) -> bytes:

@@ -70,6 +70,7 @@ class OpenErApiRates(msgspec.Struct):
     result: Any = None
     base_code: Any = "USD"
     time_last_update_unix: Any = None
+    time_next_update_unix: Any = None
 
 
 class FrankfurterRates(msgspec.Struct):
@@ -84,6 +85,8 @@ class RatesTable(NamedTuple):
 
     rates: dict[str, float]
     provider_time: dt.datetime | None
+    # when the provider says it next updates (open.er-api's time_next_update_unix), if it does
+    next_update: dt.datetime | None = None
 
 
 class CountryEntries(NamedTuple):
@@ -113,6 +116,9 @@ OPEN_ER_API_DECODER = msgspec.json.Decoder(OpenErApiRates)
 
 
 FRANKFURTER_DECODER = msgspec.json.Decoder(FrankfurterRates)
+
+
+FRANKFURTER_V2_DECODER = msgspec.json.Decoder(list[Any])
 
 
 def check_utf8(body: bytes) -> None:
@@ -216,28 +222,54 @@ def parse_open_er_api(body: bytes) -> RatesTable | None:
     rates = usable_rates(decoded.rates, decoded.base_code) if decoded.result == "success" else None
     if rates is None:
         return None
-    stamp = decoded.time_last_update_unix
+    return RatesTable(
+        rates, unix_time(decoded.time_last_update_unix), unix_time(decoded.time_next_update_unix)
+    )
+
+
+def unix_time(stamp: Any) -> dt.datetime | None:
     valid = isinstance(stamp, int) and not isinstance(stamp, bool) and 0 < stamp < 2**37
-    return RatesTable(rates, dt.datetime.fromtimestamp(stamp, dt.UTC) if valid else None)
+    return dt.datetime.fromtimestamp(stamp, dt.UTC) if valid else None
+
+
+def day_start(text: Any) -> dt.datetime | None:
+    """A `YYYY-MM-DD` at 00:00:00Z; None for anything else."""
+    try:
+        day = dt.date.fromisoformat(text) if isinstance(text, str) and len(text) == 10 else None
+    except ValueError:
+        return None
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) if day else None
 
 
 def parse_frankfurter(body: bytes) -> RatesTable | None:
-    """The rates of a Frankfurter answer (its `date` is the provider time, at 00:00:00Z)."""
+    """The rates of a Frankfurter answer, v2 (an array of {date, base, quote, rate}) or v1 (an
+    object with `rates`) by its shape; its newest `date` is the provider time, at 00:00:00Z."""
     try:
         check_utf8(body)
+        if body.lstrip()[:1] == b"[":
+            return frankfurter_v2(FRANKFURTER_V2_DECODER.decode(body))
         decoded = FRANKFURTER_DECODER.decode(body)
     except JSON_ERRORS:
         return None
     rates = usable_rates(decoded.rates, decoded.base)
-    if rates is None:
+    return None if rates is None else RatesTable(rates, day_start(decoded.date))
+
+
+def frankfurter_v2(entries: list[Any]) -> RatesTable | None:
+    """v2's entries of one base (the first entry's): each quote's newest rate; the newest date."""
+    quotes = [entry for entry in entries if isinstance(entry, dict)]
+    base = quotes[0].get("base") if quotes else None
+    newest: dict[str, tuple[str, Any]] = {}
+    for entry in quotes:
+        quote, day = entry.get("quote"), entry.get("date")
+        if entry.get("base") != base or not isinstance(quote, str) or day_start(day) is None:
+            continue
+        if quote not in newest or day > newest[quote][0]:
+            newest[quote] = (day, entry.get("rate"))
+    rates = usable_rates({quote: rate for quote, (_, rate) in newest.items()}, base)
+    if rates is None or not newest:
         return None
-    try:
-        day = dt.date.fromisoformat(decoded.date) if isinstance(decoded.date, str) else None
-    except ValueError:
-        day = None
-    return RatesTable(
-        rates, dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) if day else None
-    )
+    return RatesTable(rates, day_start(max(day for day, _ in newest.values())))
 
 
 def currency_names(entries: list[UpstreamCountry]) -> list[dict]:

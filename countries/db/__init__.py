@@ -8,7 +8,6 @@ the service uses is named here."""
 from countries.db.country import (
     COUNTRY_ORDERS,
     delete_country,
-    insert_rate_snapshot,
     known_total,
     replace_rates,
     select_countries,
@@ -37,13 +36,26 @@ from countries.db.freshness import (
 )
 from countries.db.rates import (
     HISTORY_CODE_SLOTS,
+    insert_history_days,
+    replace_rates_only,
+    select_country_rate_inputs,
     select_currencies,
     select_history_codes,
     select_rate_history,
     select_rates,
+    select_rates_on,
+    store_rate_snapshot,
+    update_country_rates,
+    update_rates_refresh_state,
 )
 from countries.db.readers import (
     SQLiteReader,
+)
+from countries.db.schedule import (
+    claim_rates_refresh,
+    hold_upstream,
+    note_rates_next_update,
+    select_schedule_state,
 )
 from countries.db.setup import (
     MIGRATIONS_DIR,
@@ -123,7 +135,17 @@ __all__ = [
     "fetch_all",
     "fetch_value",
     "find_user",
-    "insert_rate_snapshot",
+    "insert_history_days",
+    "replace_rates_only",
+    "select_country_rate_inputs",
+    "select_rates_on",
+    "store_rate_snapshot",
+    "update_country_rates",
+    "update_rates_refresh_state",
+    "claim_rates_refresh",
+    "hold_upstream",
+    "note_rates_next_update",
+    "select_schedule_state",
     "insert_user",
     "is_database_unavailable",
     "known_total",

@@ -207,21 +207,6 @@ async def replace_rates(tx: Transaction, rates: list[dict], currencies: list[dic
     await execute_many(tx, tx.queries.insert_currency, currencies)
 
 
-async def insert_rate_snapshot(
-    tx: Transaction, taken_at: str, source: str, rates: list[dict]
-) -> bool:
-    """A history snapshot, if `taken_at` is newer than the newest stored: history is never
-    rewritten, and two refreshes that bring the same provider time store one snapshot."""
-    newest = await fetch_value(tx, tx.queries.select_newest_snapshot_time)
-    if newest is not None and taken_at <= newest:
-        return False
-    snapshot = {"taken_at": taken_at, "day": taken_at[:10], "source": source}
-    await execute(tx, tx.queries.insert_rate_snapshot, snapshot)
-    history = [{**rate, "taken_at": taken_at} for rate in rates]
-    await execute_many(tx, tx.queries.insert_rate_history, history)
-    return True
-
-
 @db_transaction
 async def delete_row(store: Store, count_query: str, delete_query: str, row_id: int | str) -> bool:
     """Delete one row by id; False if it was already gone."""

@@ -29,6 +29,10 @@ QUERY_NAMES = frozenset({
     "select_users", "update_refresh_state", "update_user", "upsert_countries",
     "select_currency_countries", "select_currency_names", "select_history_code",
     "select_rate_history", "select_rates", "select_rates_state",
+    "select_snapshot_days", "select_newest_snapshot", "select_rates_on_day",
+    "update_rates_refresh_state", "update_rates_next_update", "update_countries_hold",
+    "update_rates_hold", "select_schedule_state", "claim_rates_refresh", "select_rates_claim",
+    "select_country_rate_inputs", "update_country_rate",
 })  # fmt: skip
 
 

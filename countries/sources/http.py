@@ -64,9 +64,11 @@ DECODE_GRACE = 1.0
 
 
 class UpstreamFailure(Exception):
-    def __init__(self, url: str):
+    def __init__(self, url: str, retry_after: str | None = None, source: str | None = None):
         super().__init__(url)
         self.host = upstream_host(url)
+        # after a 429: its Retry-After (or the default), and which upstream ("countries", "rates")
+        self.retry_after, self.source = retry_after, source
 
 
 def upstream_host(url: str) -> str:
@@ -158,6 +160,7 @@ async def fetch_body(
     does; any other failure (a redirect loop, a body that does not inflate or is too large) fails
     at once. Each failed attempt is logged with the source's name (countries or rates) and why."""
     loop = asyncio.get_running_loop()
+    held = None  # a 429's Retry-After
     for attempt in range(MAX_ATTEMPTS):
         remaining = upstream.deadline - loop.time()
         if remaining <= 0:
@@ -179,7 +182,8 @@ async def fetch_body(
                 return body
             reason = f"answered HTTP {status}"
             if status == 429:
-                reason += f", Retry-After: {retry_after or DEFAULT_RETRY_AFTER}; not asked again"
+                held = retry_after or DEFAULT_RETRY_AFTER
+                reason += f", Retry-After: {held}; not asked again"
             log_failed_attempt(source, url, attempt + 1, reason)
             if status in (401, 403) and headers and "Authorization" in headers:
                 log.warning(
@@ -190,7 +194,7 @@ async def fetch_body(
         if attempt + 1 < MAX_ATTEMPTS:
             pause = min(upstream.backoff(attempt), max(0.0, upstream.deadline - loop.time()))
             await asyncio.sleep(pause)
-    raise UpstreamFailure(url)
+    raise UpstreamFailure(url, held, source)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""The rates sources: open.er-api and Frankfurter."""
+"""The rates sources: open.er-api, Frankfurter (v2 and v1), the ECB, and the bundled ECB day."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from countries import core
 from countries.core import RatesTable
+from countries.sources.history import fetch_ecb, read_bundled_rates
 from countries.sources.http import Upstream, unusable_body
 
 if TYPE_CHECKING:
@@ -26,4 +27,7 @@ async def fetch_frankfurter(upstream: Upstream, url: str) -> RatesTable:
     return table
 
 
-RATES_SOURCES = {"open-er-api": fetch_open_er_api, "frankfurter": fetch_frankfurter}
+RATES_SOURCES = {
+    "open-er-api": fetch_open_er_api, "frankfurter": fetch_frankfurter, "ecb": fetch_ecb,
+    "bundled": read_bundled_rates,
+}  # fmt: skip
