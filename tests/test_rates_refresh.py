@@ -115,3 +115,25 @@ def test_scheduled_waits_with_a_pinned_clock(settings, upstream, database_url):
 )  # fmt: skip
 def test_rates_wait(schedule, source, wait):
     assert rates_wait(0.0, 3600.0, schedule, source, jitter=50.0) == wait
+
+
+def test_a_timers_refresh_when_due_asks_no_upstream_while_held(settings, upstream, database_url):
+    """`refresh --rates --when-due` (the shipped timer's command): nothing is asked during a
+    429's hold, and the answer says when it is due."""
+    import asyncio
+
+    import service
+
+    upstream.rates.respond(429, headers={"Retry-After": "900"})
+    with make_client(settings) as client:
+        assert client.post("/rates/refresh").status_code == 503  # the hold is stored
+    calls = upstream.rates.call_count
+    before = dump_database(database_url)
+    status, body = asyncio.run(service.refresh_once(settings, "/rates/refresh", when_due=True))
+    answer = msgspec.json.decode(body)
+    assert status == 200 and answer["message"] == "Not due yet"
+    assert 800 <= answer["due_in_seconds"] <= 900
+    assert upstream.rates.call_count == calls and dump_database(database_url) == before
+    status, body = asyncio.run(service.refresh_once(settings, "/countries/refresh", when_due=True))
+    assert status == 200 and msgspec.json.decode(body)["message"] == "Not due yet"
+    assert upstream.rates.call_count == calls and dump_database(database_url) == before
