@@ -14,31 +14,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from countries.settings import SETTING_NAMES
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 # the service's own settings: none may leak in from the caller's environment (an ADMIN_TOKEN
 # would turn every refresh into a 401)
-SERVICE_SETTINGS = (
-    "DATABASE_URL",
-    "COUNTRIES_SOURCE",
-    "COUNTRIES_API_URL",
-    "COUNTRIES_API_KEY",
-    "RATES_SOURCE",
-    "EXCHANGE_API_URL",
-    "HTTP_TIMEOUT",
-    "REFRESH_INTERVAL",
-    "ADMIN_TOKEN",
-    "SUMMARY_IMAGE_PATH",
-    "MAX_BODY_BYTES",
-    "UPSTREAM_MAX_BYTES",
-    "HOST",
-    "PORT",
-    "LOG_LEVEL",
-    "DB_TIMEOUT",
-    "WORKERS",
-    "REFRESH_MIN_INTERVAL",
-    "FORWARDED_ALLOW_IPS",
-)
+SERVICE_SETTINGS = tuple(SETTING_NAMES)
 # the least upstream body size the service is told to accept, whatever the stub serves
 UPSTREAM_FLOOR_BYTES = 64 * 1024 * 1024
 
