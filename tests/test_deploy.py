@@ -84,10 +84,13 @@ def test_the_service_unit_says_what_the_issue_asks():
     assert "WORKERS=2" in unit
     refresh = (DEPLOY / "countries-refresh.service").read_text().splitlines()
     assert "Type=oneshot" in refresh
-    assert f"ExecStart={INSTALLED_AT}/.venv/bin/python {INSTALLED_AT}/service.py refresh" in refresh
+    refresh_command = (
+        f"{INSTALLED_AT}/.venv/bin/python {INSTALLED_AT}/service.py refresh --when-due"
+    )
+    assert f"ExecStart={refresh_command}" in refresh
     assert "EnvironmentFile=-/etc/countries/countries.env" in refresh
     rates = (DEPLOY / "countries-rates.service").read_text().splitlines()
-    command = f"ExecStart={INSTALLED_AT}/.venv/bin/python {INSTALLED_AT}/service.py refresh --rates"
+    command = f"ExecStart={INSTALLED_AT}/.venv/bin/python {INSTALLED_AT}/service.py refresh --rates --when-due"
     assert command in rates and "Type=oneshot" in rates
     assert "OnCalendar=daily" in (DEPLOY / "countries-refresh.timer").read_text().splitlines()
     assert "OnCalendar=hourly" in (DEPLOY / "countries-rates.timer").read_text().splitlines()
