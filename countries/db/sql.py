@@ -29,6 +29,10 @@ QUERY_NAMES = frozenset({
     "select_users", "update_refresh_state", "update_user", "upsert_countries",
     "select_currency_countries", "select_currency_names", "select_history_code",
     "select_rate_history", "select_rates", "select_rates_state",
+    "select_countries_facts", "select_country_by_official_key", "select_country_by_id",
+    "select_spelling_country_ids", "delete_country_currencies", "delete_country_languages",
+    "delete_country_spellings", "insert_country_currency", "insert_country_language",
+    "insert_country_spelling",
 })  # fmt: skip
 
 
