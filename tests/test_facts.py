@@ -12,7 +12,8 @@ import msgspec
 import pytest
 
 from conftest import fixture_bytes, make_client, query_rows
-from countries import core, settings as settings_module
+from countries import core
+from countries import settings as settings_module
 from countries.api import structs
 from countries.core import search_key
 from countries.errors import StartupError
