@@ -8,16 +8,18 @@ from __future__ import annotations
 import itertools
 import json
 
+import httpx
 import msgspec
 import pytest
 
-from conftest import fixture_bytes, make_client, query_rows
+from conftest import fixture_bytes, make_client, query_rows, running_server, stub_env
 from countries import core
 from countries import settings as settings_module
 from countries.api import structs
 from countries.core import search_key
 from countries.errors import StartupError
 from countries.sources import BUNDLED_COUNTRIES
+from stub_upstream import StubUpstream
 
 V4_URL = "http://countries.test/v4/all?fields=name,cca2,cca3"
 V4_FIXTURE = json.loads(fixture_bytes("restcountries-v4.json"))
@@ -418,3 +420,22 @@ def test_match_rows_prefers_the_code_then_the_name():
     ]
     core.match_rows(rows, stored)
     assert [row["id"] for row in rows] == [1, 2, 3, None]
+
+
+def test_a_real_server_reads_a_v4_url_from_the_stub(database_url, tmp_path):
+    routes = {
+        "/v4/all": (200, fixture_bytes("restcountries-v4.json")),
+        "/rates": (200, fixture_bytes("rates.json")),
+    }
+    with StubUpstream(routes) as stub:
+        env = {
+            **stub_env(stub, database_url, tmp_path),
+            "COUNTRIES_API_URL": f"{stub.url}/v4/all?fields=name",
+        }
+        with running_server(env, tmp_path / "server.log") as (url, _):
+            body = httpx.post(f"{url}/countries/refresh", timeout=30).json()
+            status = httpx.get(f"{url}/status").json()
+            uk = httpx.get(f"{url}/countries/uk?fields=name,languages").json()
+    assert body["total_countries"] == len(V4_FIXTURE)
+    assert status["countries_source"] == "restcountries-v4"
+    assert uk == {"name": "United Kingdom", "languages": [{"code": "eng", "name": "English"}]}
