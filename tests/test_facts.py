@@ -439,3 +439,15 @@ def test_a_real_server_reads_a_v4_url_from_the_stub(database_url, tmp_path):
     assert body["total_countries"] == len(V4_FIXTURE)
     assert status["countries_source"] == "restcountries-v4"
     assert uk == {"name": "United Kingdom", "languages": [{"code": "eng", "name": "English"}]}
+
+
+def test_an_upstream_list_of_any_length_is_cut_to_what_a_row_holds():
+    hostile = {
+        "name": "Many", "population": 1, "timezones": [f"UTC+{n}" for n in range(100_000)],
+        "officialName": "ᾀ" * 255, "languages": [{"name": f"L{n}"} for n in range(10_000)],
+    }  # fmt: skip
+    row = core.build_row(msgspec.convert(hostile, core.UpstreamCountry), {}, lambda: 1500.0, "x")
+    facts = msgspec.json.decode(row["facts"])
+    assert len(facts["timezones"]) == 256 and len(facts["languages"]) == 256
+    # each folds to two letters of 5 bytes in all: 1,275 bytes, more than the key column holds
+    assert row["official_name"] == "ᾀ" * 255 and row["official_key"] is None

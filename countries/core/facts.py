@@ -45,12 +45,15 @@ FACTS_ENCODER = msgspec.json.Encoder()
 FACTS_DECODER = msgspec.json.Decoder(CountryFacts)
 
 
+MAX_ITEMS = 256  # of a list fact: the real data has at most a few dozen (timezones)
+
+
 def texts(value: Any) -> list[str]:
-    """The strings of a list, each once, in order; anything else is []."""
+    """The strings of a list, each once, in order, the first MAX_ITEMS; anything else is []."""
     if not isinstance(value, list):
         return []
     found = [item for item in value if text_or_none(item, MAX_SHORT_TEXT) is not None]
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(found))[:MAX_ITEMS]
 
 
 def number(value: Any) -> float | None:
@@ -66,7 +69,7 @@ def boolean(value: Any) -> bool | None:
 def currency_codes(currencies: Any) -> list[str]:
     if not isinstance(currencies, list):
         return []
-    codes = [item.get("code") for item in currencies if isinstance(item, dict)]
+    codes = [item.get("code") for item in currencies[: 4 * MAX_ITEMS] if isinstance(item, dict)]
     return texts(codes)
 
 
@@ -95,7 +98,9 @@ def coordinates(value: Any) -> list[float] | None:
 
 
 def language_entries(value: Any) -> list[dict]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)][:MAX_ITEMS]
 
 
 def languages(value: Any) -> list[Language]:

@@ -82,7 +82,8 @@ def build_row(
         "name_key": text_key(country.name),
         "search_key": stored_search_key(country.name),
         "official_name": official,
-        "official_key": text_key(official) if official is not None else None,
+        # a key longer than its column (an official name of 255 letters that fold longer) is null
+        "official_key": usable_key(text_key(official)) if official is not None else None,
         "independent": facts.independent,
         "facts": encode_facts(facts),
         # a newline never is in a search (control characters are refused): no match spans two
