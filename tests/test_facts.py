@@ -451,3 +451,26 @@ def test_an_upstream_list_of_any_length_is_cut_to_what_a_row_holds():
     assert len(facts["timezones"]) == 256 and len(facts["languages"]) == 256
     # each folds to two letters of 5 bytes in all: 1,275 bytes, more than the key column holds
     assert row["official_name"] == "ᾀ" * 255 and row["official_key"] is None
+
+
+def test_a_refresh_rewrites_only_the_child_rows_that_changed(v4, upstream, monkeypatch):
+    from countries.db import keys
+
+    written = []
+    original = keys.execute_many
+
+    async def counted(on, sql, rows):
+        written.append(len(rows))
+        await original(on, sql, rows)
+
+    monkeypatch.setattr(keys, "execute_many", counted)
+    assert v4.post("/countries/refresh").json()["updated"] == len(V4_FIXTURE)
+    assert written == []  # nothing changed
+    changed = [dict(country) for country in V4_FIXTURE]
+    changed[0]["altSpellings"] = ["Naija"]  # Nigeria
+    upstream.get(V4_URL).respond(200, content=json.dumps(changed).encode())
+    v4.post("/countries/refresh")
+    assert sum(written) == 1 + 1 + 3  # Nigeria's: a currency, a spelling, English's three keys
+    assert v4.get("/countries/naija").json()["name"] == "Nigeria"
+    assert v4.get("/countries/nijeriya").status_code == 404
+    assert names(v4.get("/countries?currency=ngn")) == ["Nigeria"]

@@ -148,21 +148,36 @@ class LanguageCodes:
     def __init__(self, entries: list[UpstreamCountry]):
         self.two_of_name: dict[str, str] = {}
         self.one_of_two: dict[str, str] = {}
+        # an entry's language as the source wrote it -> its folded keys: a few hundred languages
+        # repeat across every country, so each is folded once a refresh
+        self.folded: dict[tuple, tuple[str | None, str | None, str | None]] = {}
         for country in entries:
             for item in language_entries(country.languages):
-                one, two, name = (
-                    language_key(item.get(k)) for k in ("iso639_1", "iso639_2", "name")
-                )
+                one, two, name = self.fold(item)
                 if two and name:
                     self.two_of_name.setdefault(name, two)
                 if one and two:
                     self.one_of_two.setdefault(two, one)
 
+    def fold(self, item: dict) -> tuple[str | None, str | None, str | None]:
+        raw = (item.get("iso639_1"), item.get("iso639_2"), item.get("name"))
+        try:
+            return self.folded[raw]
+        except KeyError:
+            folded = self.folded[raw] = (
+                language_key(raw[0]),
+                language_key(raw[1]),
+                language_key(raw[2]),
+            )
+            return folded
+        except TypeError:  # not hashable (a list where a string belongs): not a key
+            return (language_key(raw[0]), language_key(raw[1]), language_key(raw[2]))
+
     def keys(self, value: Any) -> list[str]:
         """The keys a country's languages are filtered by: each name and code, case-folded."""
         found: dict[str, None] = {}
         for item in language_entries(value):
-            one, two, name = (language_key(item.get(k)) for k in ("iso639_1", "iso639_2", "name"))
+            one, two, name = self.fold(item)
             two = two or self.two_of_name.get(name or "")
             one = one or self.one_of_two.get(two or "")
             found.update((key, None) for key in (one, two, name) if key)
