@@ -45,7 +45,10 @@ def synthetic_base() -> tuple[list[dict], bytes]:
             "subregion": subregion,
         }
         if code:
-            country["currencies"] = [{"code": code, "name": code, "symbol": code}]
+            # several currencies (the `currency` filter matches any) and a language, as the real
+            # data has
+            country["currencies"] = [{"code": code, "name": code, "symbol": code}, {"code": "USD"}]
+            country["languages"] = [{"iso639_1": "en", "iso639_2": "eng", "name": "English"}]
             rates[code] = rate
         countries.append(country)
     return countries, json.dumps({"result": "success", "base_code": "USD", "rates": rates}).encode()
@@ -71,17 +74,17 @@ def load_data(data_dir: Path) -> tuple[list[dict], bytes, str]:
 
 
 def with_codes(base: list[dict], data_dir: Path) -> list[dict]:
-    """The base countries with their ISO codes and subregion, from the full v2 snapshot beside
-    the projected one (which, as the v2 API answered `fields=`, lacks them)."""
+    """The base countries with their ISO codes, subregion and languages, from the full v2
+    snapshot beside the projected one (which, as the v2 API answered `fields=`, lacks them)."""
     full = data_dir / "restcountries-v2-full.json"
     if not full.is_file():
         return base
+    fields = ("alpha2Code", "alpha3Code", "subregion", "languages")
     extra = {
-        c["name"]: (c.get("alpha2Code"), c.get("alpha3Code"), c.get("subregion"))
-        for c in json.loads(full.read_bytes())
+        c["name"]: tuple(c.get(field) for field in fields) for c in json.loads(full.read_bytes())
     }
     return [
-        {**country, **dict(zip(("alpha2Code", "alpha3Code", "subregion"), extra[country["name"]]))}
+        {**country, **dict(zip(fields, extra[country["name"]]))}
         if country["name"] in extra
         else country
         for country in base
@@ -89,12 +92,15 @@ def with_codes(base: list[dict], data_dir: Path) -> list[dict]:
 
 
 def countries_body(base: list[dict], n: int) -> bytes:
-    """n countries: the base list, then renamed copies ("Nigeria 2", ...) keeping each currency."""
+    """n countries: the base list, then renamed copies ("Nigeria 2", ...) keeping each currency
+    and language. The copies have no ISO codes: the refresh matches by alpha-3 code first, and
+    copies sharing their original's code would be one country."""
     out = []
     for i in range(n):
         copy, original = divmod(i, len(base))
         country = dict(base[original])
         if copy:
             country["name"] = f"{country['name']} {copy + 1}"
+            country["alpha2Code"] = country["alpha3Code"] = None
         out.append(country)
     return json.dumps(out, ensure_ascii=False).encode()

@@ -16,6 +16,10 @@ SEARCH_ROUTES = [
     "/countries?q=united",
     "/countries?code=NG,GH,KE",
     "/countries?fields=name,population&sort=name_asc&limit=50",
+    # the record's fields and every field, side by side; the child-table filters
+    "/countries?limit=50",
+    "/countries?fields=all&limit=50",
+    "/countries?currency=usd&language=fr",
 ]
 
 
@@ -30,8 +34,8 @@ def miss_paths(base: list[dict], n: int, count: int = 20_000, seed: int = 13) ->
         name = chooser.choice(base)["name"].lower()
         copy = chooser.randint(1, copies)
         searches.append(f"/countries?q={name if copy == 1 else f'{name} {copy}'}&limit=50")
-        # distinct by the codes and their case alone (a real code names one country, the
-        # copies keep it: each matches N / 250 rows here)
+        # distinct by the codes and their case alone (a real code names one country; the
+        # copies have none)
         picked = ",".join(
             code.lower() if chooser.random() < 0.5 else code for code in chooser.sample(codes, 3)
         )

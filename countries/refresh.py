@@ -74,8 +74,11 @@ async def write_refresh(
     rates_time = iso_utc(write.rates.provider_time or write.now)
     async with db.write_transaction(store) as tx:
         existing = await db.select_country_ids(tx)
+        core.match_rows(rows, existing)
+        digests = {country.id: country.keys_digest for country in existing}
         for row in rows:
-            row["id"] = existing.get(row["name_key"])
+            row["matched"] = row["id"] is not None
+            row["stored_digest"] = digests.get(row["id"])
         # exact: every writer of countries holds the lock that write_transaction took (on
         # Galera a writer on another node that overlapped loses at COMMIT, and this runs again)
         before = len(existing)

@@ -26,15 +26,17 @@ SETTING_DOCS: dict[str, SettingDoc] = {
     ),
     "COUNTRIES_SOURCE": SettingDoc(
         "where the countries come from; see [sources.md](sources.md)",
-        default="bundled, or restcountries-v5 with COUNTRIES_API_KEY,"
-        " or restcountries-v2 with COUNTRIES_API_URL",
+        default="bundled, or restcountries-v5 with COUNTRIES_API_KEY, or restcountries-v4 or"
+        " -v2 with COUNTRIES_API_URL",
     ),
     "COUNTRIES_API_URL": SettingDoc(
-        "the v5 API's URL, or a self-hosted v2's (required for restcountries-v2)",
+        "the v5 API's URL, or a self-hosted v4's or v2's (required for restcountries-v4 and"
+        " restcountries-v2; with COUNTRIES_SOURCE unset, a path containing /v4/ selects v4)",
         default=f"per source: {DEFAULT_URLS['restcountries-v5']} for restcountries-v5",
     ),
     "COUNTRIES_API_KEY": SettingDoc(
-        "a REST Countries v5 key (https://restcountries.com); never logged, never in an answer",
+        "a REST Countries v5 key (https://restcountries.com), required for restcountries-v5;"
+        " never logged, never in an answer",
         default="unset (no key: the bundled countries)",
     ),
     "RATES_SOURCE": SettingDoc(

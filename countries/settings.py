@@ -25,7 +25,7 @@ from countries.errors import (
 )
 from countries.sources import DEFAULT_MAX_BYTES
 
-CountriesSource = Literal["bundled", "restcountries-v5", "restcountries-v2"]
+CountriesSource = Literal["bundled", "restcountries-v5", "restcountries-v4", "restcountries-v2"]
 RatesSource = Literal["open-er-api", "frankfurter", "ecb", "bundled"]
 DEFAULT_URLS = {
     "restcountries-v5": "https://api.restcountries.com/countries/v5",
@@ -48,8 +48,8 @@ MAX_WORKERS = 64
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     database_url: str = "sqlite:///./countries.db"
-    # unset: restcountries-v5 if COUNTRIES_API_KEY is set, else restcountries-v2 if
-    # COUNTRIES_API_URL is, else the bundled data (see `with_sources_chosen`)
+    # unset: restcountries-v5 if COUNTRIES_API_KEY is set, else restcountries-v4 or -v2 if
+    # COUNTRIES_API_URL is (v4 when its path has /v4/), else the bundled data (`with_sources_chosen`)
     countries_source: CountriesSource | None = None
     countries_api_url: URL | None = None
     countries_api_key: str | None = None
@@ -216,10 +216,15 @@ def with_sources_chosen(settings: Settings) -> Settings:
     if source is None:
         if settings.countries_api_key:
             source = "restcountries-v5"
+        elif settings.countries_api_url:
+            path = urllib.parse.urlsplit(settings.countries_api_url).path
+            source = "restcountries-v4" if "/v4/" in path else "restcountries-v2"
         else:
-            source = "restcountries-v2" if settings.countries_api_url else "bundled"
-    if source == "restcountries-v2" and not settings.countries_api_url:
-        raise StartupError("COUNTRIES_SOURCE=restcountries-v2: needs COUNTRIES_API_URL")
+            source = "bundled"
+    if source in ("restcountries-v2", "restcountries-v4") and not settings.countries_api_url:
+        raise StartupError(f"COUNTRIES_SOURCE={source}: needs COUNTRIES_API_URL")
+    if source == "restcountries-v5" and not settings.countries_api_key:
+        raise StartupError("COUNTRIES_SOURCE=restcountries-v5: needs COUNTRIES_API_KEY")
     return msgspec.structs.replace(
         settings,
         countries_source=source,

@@ -5,7 +5,7 @@
 -- country_page_rows). {filters} and {order} come only from whitelists in countries/db.py.
 -- Params: one per filter clause (:region, :currency, ...), :limit, :offset.
 SELECT JSON_OBJECT(
-           'id', id, 'name', name, 'alpha2_code', alpha2_code, 'alpha3_code', alpha3_code,
+           'id', id, 'name', name, 'official_name', official_name, 'alpha2_code', alpha2_code, 'alpha3_code', alpha3_code,
            'capital', capital, 'region', region, 'subregion', subregion, 'population', population,
            'currency_code', currency_code, 'exchange_rate', exchange_rate,
            'estimated_gdp', estimated_gdp, 'flag_url', flag_url,

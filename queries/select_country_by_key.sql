@@ -1,5 +1,5 @@
 -- One country by its case-folded name. Params: :name_key.
-SELECT id, name, alpha2_code, alpha3_code, capital, region, subregion, population, currency_code,
-       exchange_rate, estimated_gdp, flag_url, last_refreshed_at
+SELECT id, name, official_name, alpha2_code, alpha3_code, capital, region, subregion, population,
+       currency_code, exchange_rate, estimated_gdp, flag_url, last_refreshed_at, facts
 FROM countries
 WHERE name_key = :name_key

@@ -1,2 +1,3 @@
--- The id of every stored country by its case-folded name. No params.
-SELECT name_key, id FROM countries
+-- Every stored country: its case-folded name, id, alpha-3 code and the digest of its child rows.
+-- No params.
+SELECT name_key, id, alpha3_code, keys_digest FROM countries

@@ -1,2 +1,3 @@
--- Each currency code a stored country uses, with that country's alpha-2 code (may be null). No params.
-SELECT currency_code, alpha2_code FROM countries WHERE currency_code IS NOT NULL
+-- Each currency a stored country uses, first or not, with that country's alpha-2 code (may be
+-- null). No params.
+SELECT cc.code, c.alpha2_code FROM country_currencies cc JOIN countries c ON c.id = cc.country_id

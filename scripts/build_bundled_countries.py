@@ -1,7 +1,7 @@
-"""Builds countries/data/restcountries-v2.json, the bundled countries source, from the last
-published REST Countries v2 data (MPL-2.0), keeping only the fields the service reads.
+"""Builds countries/data/restcountries-v4.json, the bundled countries source, from the REST
+Countries v4 data (MPL-2.0), keeping only the fields the service reads, in the v4 shape.
 
-    python scripts/build_bundled_countries.py ../shared/data/restcountries-v2-full.json
+    python scripts/build_bundled_countries.py ../shared/data/restcountries-v4.json
 """
 
 from __future__ import annotations
@@ -10,29 +10,38 @@ import json
 import sys
 from pathlib import Path
 
-TARGET = Path(__file__).resolve().parent.parent / "countries" / "data" / "restcountries-v2.json"
+TARGET = Path(__file__).resolve().parent.parent / "countries" / "data" / "restcountries-v4.json"
+# What the service stores of a v4 object (countries/core/upstream.py, V4Country), and of its
+# nested objects only the keys it reads.
 FIELDS = (
-    "name",
-    "alpha2Code",
-    "alpha3Code",
-    "capital",
-    "region",
-    "subregion",
-    "population",
-    "flag",
-)
-CURRENCY_FIELDS = ("code", "name", "symbol")
+    "name", "cca2", "cca3", "capital", "altSpellings", "region", "subregion", "population",
+    "currencies", "languages", "timezones", "tld", "callingCodes", "continents", "borders", "area",
+    "geolocation", "independent", "unMember", "landlocked", "flag", "gdp",
+)  # fmt: skip
+NESTED = {
+    "name": ("common", "official"),
+    "currencies": ("code", "name", "symbol"),
+    "languages": ("iso639_1", "iso639_2", "name"),
+    "geolocation": ("latitude", "longitude"),
+    "flag": ("svg", "png", "emoji"),
+    "gdp": ("total",),
+}
+
+
+def reduced(value: object, keys: tuple[str, ...]) -> object:
+    if isinstance(value, dict):
+        return {key: value[key] for key in keys if key in value}
+    if isinstance(value, list):
+        return [reduced(item, keys) for item in value]
+    return value
 
 
 def slim(country: dict) -> dict:
-    kept = {field: country[field] for field in FIELDS if field in country}
-    if isinstance(country.get("currencies"), list):
-        kept["currencies"] = [
-            {field: currency[field] for field in CURRENCY_FIELDS if field in currency}
-            for currency in country["currencies"]
-            if isinstance(currency, dict)
-        ]
-    return kept
+    return {
+        field: reduced(country[field], NESTED[field]) if field in NESTED else country[field]
+        for field in FIELDS
+        if field in country
+    }
 
 
 def main(source: str) -> None:
@@ -43,4 +52,4 @@ def main(source: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/restcountries-v2-full.json")
+    main(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/restcountries-v4.json")

@@ -12,6 +12,7 @@ from countries.core import search_key
 RECORD_FIELDS = [
     "id",
     "name",
+    "official_name",
     "alpha2_code",
     "alpha3_code",
     "capital",

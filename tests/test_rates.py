@@ -196,7 +196,7 @@ def test_currencies_lists_every_rate_or_country_code_with_names_rates_and_alpha2
         entry("CNY", None, None, []),  # in the rates, named by no country
         entry("EUR", "Euro", "€", ["AX"]),  # Halfland uses it too, but has no alpha-2 code
         entry("GHS", "Ghanaian cedi", "₵", ["GH"]),
-        entry("INR", "Indian rupee", "₹", []),  # Bhutan's second currency: named, not its code
+        entry("INR", "Indian rupee", "₹", ["BT"]),  # Bhutan's second currency: listed too
         entry("NGN", "Nigerian naira", "₦", ["NG"]),
         entry("USD", "United States dollar", "$", ["US"]),
         entry("XXZ", "Pixie dust", "✨", []),  # Neverland's: no rate; its code N1 is no alpha-2

@@ -24,7 +24,7 @@ from conftest import (
     running_server,
     stub_env,
 )
-from countries import sources
+from countries import core, sources
 from countries.errors import StartupError
 from stub_upstream import StubUpstream
 
@@ -37,7 +37,8 @@ KEY = "v5-key-7c1e2d9a"
 def v5_objects(count: int) -> list[dict]:
     """`count` distinct countries in the v5 shape."""
     return [
-        {"names": {"common": f"Country {n:03d}"}, "codes": {"alpha_2": "AA", "alpha_3": "AAA"},
+        {"names": {"common": f"Country {n:03d}"},
+         "codes": {"alpha_2": "AA", "alpha_3": f"X{chr(65 + n // 26)}{chr(65 + n % 26)}"},
          "currencies": [{"code": "NGN"}], "region": "Africa", "population": 1000 + n}
         for n in range(count)
     ]  # fmt: skip
@@ -102,20 +103,14 @@ def test_with_no_settings_the_bundled_countries_refresh_without_a_countries_requ
 
 def test_bundled_data_keeps_only_the_fields_the_service_reads_and_its_licence_notice():
     folder = sources.BUNDLED_COUNTRIES.parent
-    countries = json.loads(open(f"{folder}/restcountries-v2.json", encoding="utf-8").read())
-    allowed = {
-        "name",
-        "alpha2Code",
-        "alpha3Code",
-        "capital",
-        "region",
-        "subregion",
-        "population",
-        "flag",
-        "currencies",
-    }
+    assert sources.BUNDLED_COUNTRIES.name == "restcountries-v4.json"
+    countries = json.loads(sources.BUNDLED_COUNTRIES.read_text("utf-8"))
+    allowed = set(core.V4Country.__struct_fields__)
     assert len(countries) == 250 and all(set(country) <= allowed for country in countries)
-    assert "Mozilla Public License" in open(f"{folder}/NOTICE", encoding="utf-8").read()
+    nigeria = next(country for country in countries if country["cca3"] == "NGA")
+    assert nigeria["population"] == 236747130 and nigeria["capital"] == ["Abuja"]
+    notice = open(f"{folder}/NOTICE", encoding="utf-8").read()
+    assert "Mozilla Public License" in notice and "restcountries-v4.json" in notice
 
 
 def test_v2_source_reads_codes_and_subregion(refreshed):

@@ -10,7 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from countries import db, refresh
-from countries.api.structs import RECORD_FIELDS, CountryQuery, ListQuery, Message, RefreshResult
+from countries.api.structs import (
+    ALL_FIELDS,
+    RECORD_FIELDS,
+    CountryQuery,
+    ListQuery,
+    Message,
+    RefreshResult,
+)
+from countries.core import FACT_FIELDS, stored_facts
 from countries.errors import (
     ApiError,
 )
@@ -43,19 +51,35 @@ async def refuse_early_refresh(request: Request) -> None:
         raise ApiError(429, "Too many requests", headers={"Retry-After": str(math.ceil(wait))})
 
 
-LIST_FILTERS = ("region", "subregion", "currency", "code", "q")
+LIST_FILTERS = ("region", "subregion", "currency", "language", "independent", "code", "q")
 
 
-def projection(fields: str | msgspec.UnsetType) -> tuple[str, ...] | None:
-    """The record fields `fields=` asks for, in the record's order; None: all of them."""
+def projection(fields: str | msgspec.UnsetType) -> tuple[str, ...]:
+    """The fields `fields=` asks for, in the record's order then the more facts' (`all`: every
+    one); unset: the record's own."""
     if fields is msgspec.UNSET:
-        return None
+        return RECORD_FIELDS
+    if fields == "all":
+        return ALL_FIELDS
     wanted = set(fields.split(","))
-    return tuple(name for name in RECORD_FIELDS if name in wanted)
+    return tuple(name for name in ALL_FIELDS if name in wanted)
 
 
-def projected(row: dict, names: tuple[str, ...] | None) -> dict:
-    return row if names is None else {name: row[name] for name in names}
+def wants_facts(names: tuple[str, ...]) -> bool:
+    return any(name in FACTS for name in names)
+
+
+FACTS = frozenset(FACT_FIELDS)
+
+
+def projected(row: dict, names: tuple[str, ...]) -> dict:
+    """The row with exactly these fields; its stored `facts` (JSON) give the more facts."""
+    facts = row.pop("facts", None)
+    if names == RECORD_FIELDS:
+        return row
+    if wants_facts(names):
+        row.update(msgspec.structs.asdict(stored_facts(facts, row["currency_code"])))
+    return {name: row[name] for name in names}
 
 
 async def list_countries(request: Request) -> Response:
@@ -67,11 +91,11 @@ async def list_countries(request: Request) -> Response:
     }
     sort = None if query.sort is msgspec.UNSET else query.sort
     limit = None if query.limit is msgspec.UNSET else query.limit
-    rows, total = await db.select_countries(
-        request.app.state.store, filters, sort, limit, query.offset
-    )
     names = projection(query.fields)
-    if names is not None:
+    rows, total = await db.select_countries(
+        request.app.state.store, filters, sort, limit, query.offset, wants_facts(names)
+    )
+    if names != RECORD_FIELDS:
         rows = [projected(row, names) for row in rows]
     return json_response(rows, headers={"X-Total-Count": str(total)})
 

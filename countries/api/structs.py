@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import email_validator
 import msgspec
 
-from countries.core import CountryRecord
+from countries.core import FACT_FIELDS, CountryFacts, CountryRecord
 from countries.settings import CountriesSource, RatesSource
 
 SortOrder = Literal[
@@ -20,17 +20,19 @@ PageLimit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 PageOffset = Annotated[int, msgspec.Meta(ge=0, le=MAX_OFFSET)]
 
 
-# The fields of a country record, in its order: the record itself says them (core.CountryRecord)
+# The fields of a country record, in its order: the record itself says them (core.CountryRecord);
+# then the more facts, returned only when `fields` names them or is `all` (core.CountryFacts)
 RECORD_FIELDS: tuple[str, ...] = CountryRecord.__struct_fields__
+ALL_FIELDS: tuple[str, ...] = RECORD_FIELDS + FACT_FIELDS
 MAX_CODES = 250
-FIELD_NAME = "|".join(RECORD_FIELDS)
+FIELD_NAME = "|".join(ALL_FIELDS)
 # Comma-separated lists checked by a pattern, so that /openapi.json says exactly what is accepted.
 # `(?!\n)$`: Python's `$` alone also matches before a final newline, JSON Schema's does not.
 FieldList = Annotated[
     str,
     msgspec.Meta(
-        pattern=rf"^(?:{FIELD_NAME})(?:,(?:{FIELD_NAME}))*(?!\n)$",
-        description="a comma-separated list of record fields: " + ", ".join(RECORD_FIELDS),
+        pattern=rf"^(?:all|(?:{FIELD_NAME})(?:,(?:{FIELD_NAME}))*)(?!\n)$",
+        description="`all`, or a comma-separated list of fields: " + ", ".join(ALL_FIELDS),
     ),
 ]
 CodeList = Annotated[
@@ -48,6 +50,8 @@ class ListQuery(msgspec.Struct):
     region: Label | msgspec.UnsetType = msgspec.UNSET
     subregion: Label | msgspec.UnsetType = msgspec.UNSET
     currency: Label | msgspec.UnsetType = msgspec.UNSET
+    language: Label | msgspec.UnsetType = msgspec.UNSET
+    independent: Literal["true", "false"] | msgspec.UnsetType = msgspec.UNSET
     code: CodeList | msgspec.UnsetType = msgspec.UNSET
     q: SearchText | msgspec.UnsetType = msgspec.UNSET
     sort: SortOrder | msgspec.UnsetType = msgspec.UNSET
@@ -142,7 +146,8 @@ CountryFields = msgspec.defstruct(
     "CountryFields",
     [
         (name, hint | msgspec.UnsetType, msgspec.UNSET)
-        for name, hint in typing.get_type_hints(Country, include_extras=True).items()
+        for struct in (Country, CountryFacts)
+        for name, hint in typing.get_type_hints(struct, include_extras=True).items()
     ],
     forbid_unknown_fields=True,
 )

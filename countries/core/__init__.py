@@ -1,10 +1,18 @@
 """Pure core: no I/O, no clock, no randomness of its own. Time and randomness come in as
 arguments, so tests pin them. One module a concern: `keys` (folded keys, bounds, timestamps),
 `upstream` (what the upstreams send, decoded), `rows` (the stored country and the rows a refresh
-builds), `rates` (cross rates, conversion, history), `users` (their fields' rules), `summary`
-(the PNG)."""
+builds), `facts` (the more facts and their keys), `matching` (which stored row an entry updates),
+`rates` (cross rates, conversion, history), `users` (their fields' rules), `summary` (the PNG)."""
 
 from countries.core.backoff import jittered_backoff
+from countries.core.facts import (
+    FACT_FIELDS,
+    CountryFacts,
+    Language,
+    LanguageCodes,
+    country_facts,
+    stored_facts,
+)
 from countries.core.keys import (
     CURRENCY_CODE,
     MAX_LONG_TEXT,
@@ -19,6 +27,7 @@ from countries.core.keys import (
     text_or_none,
     usable_rate,
 )
+from countries.core.matching import StoredCountry, match_rows
 from countries.core.rates import (
     ATTRIBUTIONS,
     CENTS,
@@ -74,6 +83,7 @@ from countries.core.upstream import (
     OPEN_ER_API_DECODER,
     RAW_LIST_DECODER,
     V2_DECODER,
+    V4_DECODER,
     V5_BODY_DECODER,
     V5_DECODER,
     CountryEntries,
@@ -83,6 +93,7 @@ from countries.core.upstream import (
     Population,
     RatesTable,
     UpstreamCountry,
+    V4Country,
     V5Body,
     V5Country,
     V5Names,
@@ -91,6 +102,7 @@ from countries.core.upstream import (
     currency_names,
     decode_entries,
     decode_v2_entries,
+    decode_v4_entries,
     decode_v5_entries,
     parse_countries,
     parse_frankfurter,
@@ -98,6 +110,7 @@ from countries.core.upstream import (
     parse_v5_page,
     primary_capital,
     usable_rates,
+    v4_as_entry,
     v5_as_entry,
 )
 from countries.core.users import (
@@ -110,6 +123,14 @@ from countries.core.users import (
 )
 
 __all__ = [
+    "FACT_FIELDS",
+    "CountryFacts",
+    "Language",
+    "LanguageCodes",
+    "StoredCountry",
+    "country_facts",
+    "match_rows",
+    "stored_facts",
     "jittered_backoff",
     "ATTRIBUTIONS",
     "CENTS",
@@ -143,6 +164,8 @@ __all__ = [
     "UUID_TEXT",
     "UpstreamCountry",
     "V2_DECODER",
+    "V4_DECODER",
+    "V4Country",
     "V5Body",
     "V5Country",
     "V5Names",
@@ -161,6 +184,7 @@ __all__ = [
     "currency_names",
     "decode_entries",
     "decode_v2_entries",
+    "decode_v4_entries",
     "decode_v5_entries",
     "draw_gdp_row",
     "draw_line",
@@ -201,5 +225,6 @@ __all__ = [
     "usable_rates",
     "user_id_or_none",
     "user_params",
+    "v4_as_entry",
     "v5_as_entry",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -10,11 +11,19 @@ from typing import Any
 
 import msgspec
 
+from countries.core.facts import (
+    LanguageCodes,
+    country_facts,
+    encode_facts,
+    spelling_keys,
+    usable_key,
+)
 from countries.core.keys import (
     MAX_LONG_TEXT,
     MAX_SHORT_TEXT,
     iso_utc,
     label_key,
+    search_key,
     stored_search_key,
     text_key,
     text_or_none,
@@ -47,8 +56,14 @@ def iso_code(value: Any, length: int) -> str | None:
 
 
 def build_row(
-    country: UpstreamCountry, rates: dict[str, Any], draw: Callable[[], float], stamp: str
+    country: UpstreamCountry,
+    rates: dict[str, Any],
+    draw: Callable[[], float],
+    stamp: str,
+    language_codes: LanguageCodes | None = None,
 ) -> dict:
+    """The columns of one country, and (not columns) the keys of its child rows: `currency_keys`,
+    `language_keys`, `spelling_keys`."""
     code = first_currency_code(country.currencies)
     rate = usable_rate(rates.get(code)) if code is not None else None
     gdp = estimate_gdp(country.population, rate, draw()) if rate is not None else None
@@ -58,10 +73,26 @@ def build_row(
         gdp = 0.0
     region = text_or_none(country.region, MAX_SHORT_TEXT)
     subregion = text_or_none(country.subregion, MAX_SHORT_TEXT)
+    official = text_or_none(country.official_name, MAX_SHORT_TEXT)
+    facts = country_facts(country)
+    languages = language_codes or LanguageCodes([country])
+    searched = (country.name, *([official] if official else []), *facts.alt_spellings)
     return {
         "name": country.name,
         "name_key": text_key(country.name),
         "search_key": stored_search_key(country.name),
+        "official_name": official,
+        # a key longer than its column (an official name of 255 letters that fold longer) is null
+        "official_key": usable_key(text_key(official)) if official is not None else None,
+        "independent": facts.independent,
+        "facts": encode_facts(facts),
+        # a newline never is in a search (control characters are refused): no match spans two
+        "search_text": "\n".join(dict.fromkeys(search_key(text) for text in searched)),
+        "currency_keys": [
+            (key, code) for code in facts.currencies if (key := usable_key(label_key(code)))
+        ],
+        "language_keys": languages.keys(country.languages),
+        "spelling_keys": spelling_keys(facts.alt_spellings),
         "alpha2_code": iso_code(country.alpha2_code, 2),
         "alpha3_code": iso_code(country.alpha3_code, 3),
         "capital": text_or_none(country.capital, MAX_LONG_TEXT),
@@ -79,19 +110,35 @@ def build_row(
     }
 
 
+def with_keys_digest(row: dict) -> dict:
+    """`keys_digest`: which child rows the row has, so that a refresh rewrites only those that
+    changed."""
+    keys = (row["currency_keys"], row["language_keys"], row["spelling_keys"])
+    row["keys_digest"] = hashlib.blake2b(repr(keys).encode(), digest_size=16).hexdigest()
+    return row
+
+
 def build_rows(
     entries: list[UpstreamCountry],
     rates: dict[str, Any],
     draw: Callable[[], float],
     now: dt.datetime,
 ) -> list[dict]:
-    """Rows to upsert, one per case-folded name (the later entry wins)."""
+    """Rows to upsert, one per case-folded name and per alpha-3 code (the later entry wins)."""
     stamp = iso_utc(now)
-    rows: dict[str, dict] = {}
-    for country in entries:
-        row = build_row(country, rates, draw, stamp)
-        rows.pop(row["name_key"], None)  # keep upstream order for the later of two spellings
-        rows[row["name_key"]] = row
+    language_codes = LanguageCodes(entries)
+    rows: dict[int, dict] = {}
+    by_name: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    for index, country in enumerate(entries):
+        row = with_keys_digest(build_row(country, rates, draw, stamp, language_codes))
+        # keep upstream order for the later of two spellings of one country
+        rows.pop(by_name.get(row["name_key"], -1), None)
+        if row["alpha3_code"] is not None:
+            rows.pop(by_code.get(row["alpha3_code"], -1), None)
+            by_code[row["alpha3_code"]] = index
+        by_name[row["name_key"]] = index
+        rows[index] = row
     return list(rows.values())
 
 
@@ -108,6 +155,7 @@ class CountryRecord(msgspec.Struct):
 
     id: int
     name: str
+    official_name: str | None
     alpha2_code: str | None
     alpha3_code: str | None
     capital: str | None

@@ -1,5 +1,5 @@
-"""What the upstreams send, decoded and checked by msgspec Structs: countries (REST Countries v2
-and v5 and the bundled file) and rates (open.er-api, Frankfurter)."""
+"""What the upstreams send, decoded and checked by msgspec Structs: countries (REST Countries v2,
+v4 (the bundled file too) and v5) and rates (open.er-api, Frankfurter)."""
 
 from __future__ import annotations
 
@@ -37,10 +37,27 @@ class UpstreamCountry(msgspec.Struct):
     currencies: Any = None
     alpha2_code: Any = msgspec.field(default=None, name="alpha2Code")
     alpha3_code: Any = msgspec.field(default=None, name="alpha3Code")
+    # the more facts, each as the source gives it (checked in `build_row` too)
+    official_name: Any = msgspec.field(default=None, name="officialName")
+    alt_spellings: Any = msgspec.field(default=None, name="altSpellings")
+    languages: Any = None
+    timezones: Any = None
+    tld: Any = msgspec.field(default=None, name="topLevelDomain")
+    calling_codes: Any = msgspec.field(default=None, name="callingCodes")
+    continents: Any = None
+    borders: Any = None
+    area: Any = None
+    latlng: Any = None
+    independent: Any = None
+    un_member: Any = msgspec.field(default=None, name="unMember")
+    landlocked: Any = None
+    flags: Any = None  # v2's {"svg", "png"}; the other shapes put their png and emoji here
+    reported_gdp_usd: Any = None
 
 
 class V5Names(msgspec.Struct):
     common: NonEmptyName
+    official: Any = None
 
 
 class V5Country(msgspec.Struct):
@@ -54,6 +71,35 @@ class V5Country(msgspec.Struct):
     region: Any = None
     subregion: Any = None
     flag: Any = None
+    languages: Any = None
+
+
+class V4Country(msgspec.Struct):
+    """One REST Countries v4 object (its field reference: FIELDS_V4.md of the REST Countries
+    repository); any optional key may be absent or of another type."""
+
+    name: V5Names
+    population: Population
+    cca2: Any = None
+    cca3: Any = None
+    capital: Any = None
+    altSpellings: Any = None
+    region: Any = None
+    subregion: Any = None
+    currencies: Any = None
+    languages: Any = None
+    timezones: Any = None
+    tld: Any = None
+    callingCodes: Any = None
+    continents: Any = None
+    borders: Any = None
+    area: Any = None
+    geolocation: Any = None
+    independent: Any = None
+    unMember: Any = None
+    landlocked: Any = None
+    flag: Any = None
+    gdp: Any = None
 
 
 class V5Page(msgspec.Struct):
@@ -107,6 +153,9 @@ V2_DECODER = msgspec.json.Decoder(UpstreamCountry)
 
 
 V5_DECODER = msgspec.json.Decoder(V5Country)
+
+
+V4_DECODER = msgspec.json.Decoder(V4Country)
 
 
 V5_BODY_DECODER = msgspec.json.Decoder(V5Body)
@@ -180,6 +229,47 @@ def v5_as_entry(country: V5Country) -> UpstreamCountry:
         currencies=country.currencies,
         alpha2_code=codes.get("alpha_2"),
         alpha3_code=codes.get("alpha_3"),
+        official_name=country.names.official,
+        languages=country.languages,
+        flags={"emoji": flag.get("emoji")},
+    )
+
+
+def decode_v4_entries(raws: list[msgspec.Raw]) -> CountryEntries:
+    return decode_entries(raws, lambda raw: v4_as_entry(V4_DECODER.decode(raw)))
+
+
+def v4_as_entry(country: V4Country) -> UpstreamCountry:
+    flag = country.flag if isinstance(country.flag, dict) else {}
+    where = country.geolocation if isinstance(country.geolocation, dict) else {}
+    gdp = country.gdp if isinstance(country.gdp, dict) else {}
+    capitals = country.capital
+    return UpstreamCountry(
+        name=country.name.common,
+        population=country.population,
+        # a list in v4: the record's capital is the first
+        capital=capitals[0] if isinstance(capitals, list) and capitals else None,
+        region=country.region,
+        subregion=country.subregion,
+        flag=flag.get("svg"),
+        currencies=country.currencies,
+        alpha2_code=country.cca2,
+        alpha3_code=country.cca3,
+        official_name=country.name.official,
+        alt_spellings=country.altSpellings,
+        languages=country.languages,
+        timezones=country.timezones,
+        tld=country.tld,
+        calling_codes=country.callingCodes,
+        continents=country.continents,
+        borders=country.borders,
+        area=country.area,
+        latlng=[where.get("latitude"), where.get("longitude")],
+        independent=country.independent,
+        un_member=country.unMember,
+        landlocked=country.landlocked,
+        flags={"png": flag.get("png"), "emoji": flag.get("emoji")},
+        reported_gdp_usd=gdp.get("total"),
     )
 
 

@@ -12,6 +12,7 @@ import msgspec
 from countries.core import (
     MAX_SHORT_TEXT,
     CountryRecord,
+    StoredCountry,
     search_key,
     text_key,
 )
@@ -27,6 +28,7 @@ from countries.db.execution import (
     transaction,
     write_transaction,
 )
+from countries.db.keys import delete_country_keys, replace_country_keys
 from countries.db.store import Store, db_transaction, db_work
 
 log = logging.getLogger("countries")
@@ -37,11 +39,16 @@ log = logging.getLogger("countries")
 COUNTRY_FILTERS = {
     "region": "region_key = :region",
     "subregion": "subregion_key = :subregion",
-    "currency": "currency_key = :currency",
+    # any of a country's currencies, and its languages' names and codes: rows of their own, each
+    # found by its index (migration 0012)
+    "currency": "id IN (SELECT country_id FROM country_currencies WHERE currency_key = :currency)",
+    "language": "id IN (SELECT country_id FROM country_languages WHERE language_key = :language)",
+    "independent": "independent = :independent",
     # a two-letter code never equals an alpha3_code, nor a three-letter one an alpha2_code
     "code": "(alpha2_code IN ({codes}) OR alpha3_code IN ({codes}))",
-    # INSTR, not LIKE: `%`, `_` and `\` in a search are plain characters, with nothing to escape
-    "q": "INSTR(search_key, :q) > 0",
+    # INSTR, not LIKE: `%`, `_` and `\` in a search are plain characters, with nothing to escape;
+    # search_text holds the folded name, official name and alternative spellings
+    "q": "INSTR(search_text, :q) > 0",
 }
 
 
@@ -65,23 +72,31 @@ def where(clauses: list[str]) -> str:
     return "WHERE " + " AND ".join(clauses) if clauses else ""
 
 
-def filter_clause(name: str, value: str) -> tuple[str, dict[str, str]]:
+def filter_clause(name: str, value: str) -> tuple[str, dict[str, str | int]]:
     """The clause of COUNTRY_FILTERS called `name` and its parameters for `value` as sent."""
     if name == "code":
         codes = sorted({code.upper() for code in value.split(",")})
         params = {f"code_{index}": code for index, code in enumerate(codes)}
         placeholders = ", ".join(f":{param}" for param in params)
         return COUNTRY_FILTERS[name].format(codes=placeholders), params
+    if name == "independent":
+        return COUNTRY_FILTERS[name], {name: int(value == "true")}
     key = search_key(value) if name == "q" else text_key(value)
     return COUNTRY_FILTERS[name], {name: key}
 
 
 @db_work
 async def select_countries(
-    store: Store, filters: dict[str, str], sort: str | None, limit: int | None, offset: int
+    store: Store,
+    filters: dict[str, str],
+    sort: str | None,
+    limit: int | None,
+    offset: int,
+    with_facts: bool = False,
 ) -> tuple[list[dict], int]:
     """One page of countries and the number matching before paging, from one snapshot.
-    `filters` maps names of COUNTRY_FILTERS to the values asked for."""
+    `filters` maps names of COUNTRY_FILTERS to the values asked for; `with_facts`: each row also
+    has its stored `facts` (JSON)."""
     clauses, values = [], {}
     for name, value in filters.items():
         clause, params = filter_clause(name, value)
@@ -89,7 +104,8 @@ async def select_countries(
         values.update(params)
     conditions = where(clauses)
     page = {"limit": NO_LIMIT if limit is None else limit, "offset": offset}
-    select = store.queries.select_countries.format(filters=conditions, order=COUNTRY_ORDERS[sort])
+    query = store.queries.select_countries_facts if with_facts else store.queries.select_countries
+    select = query.format(filters=conditions, order=COUNTRY_ORDERS[sort])
     count = store.queries.count_countries.format(filters=conditions)
     return await fetch_page(store, select, count, values, page, country_page_rows)
 
@@ -160,28 +176,41 @@ ISO_CODE_KEY = re.compile(r"[a-z]{2,3}")
 
 @db_work
 async def select_country(store: Store, name: str) -> dict | None:
-    """The country named `name`, else the one whose alpha-2 or alpha-3 code it is: a name always
-    wins. Decided on the folded key alone, so answers may be cached by it."""
+    """The country named `name`, else the one whose official name it is, else the one whose
+    alpha-2 or alpha-3 code it is, else the one country that has it as an alternative spelling: a
+    name always wins. Decided on the folded key alone, so answers may be cached by it. The row
+    has its stored `facts` (JSON)."""
     key = text_key(name)
     if len(key) > 3 * MAX_SHORT_TEXT:
         return None  # longer than any stored key
-    country = await fetch_one(store, store.queries.select_country_by_key, {"name_key": key})
+    queries = store.queries
+    country = await fetch_one(store, queries.select_country_by_key, {"name_key": key})
+    if country is None:
+        country = await fetch_one(store, queries.select_country_by_official_key, {"key": key})
     if country is None and ISO_CODE_KEY.fullmatch(key):
-        queries = store.queries
         by_code = (
             queries.select_country_by_alpha2 if len(key) == 2 else queries.select_country_by_alpha3
         )
         country = await fetch_one(store, by_code, {"code": key.upper()})
+    if country is None:
+        ids = await fetch_rows(store, queries.select_spelling_country_ids, {"key": key})
+        if len(ids) == 1:  # a spelling several countries share names none of them
+            country = await fetch_one(store, queries.select_country_by_id, {"id": ids[0][0]})
     return country
 
 
-async def select_country_ids(tx: Transaction) -> dict[str, int]:
-    """name_key -> id of every stored country (up to 100,000 rows)."""
-    pairs = await fetch_rows(tx, tx.queries.select_country_ids)
+def text_of(value: str | bytes | None) -> str | None:
     # MySQL's binary key columns (migration 0005) come back as bytes
-    return {
-        key.decode() if isinstance(key, bytes) else key: country_id for key, country_id in pairs
-    }
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def select_country_ids(tx: Transaction) -> list[StoredCountry]:
+    """Every stored country's name key, id, alpha-3 code and keys digest (up to 100,000 rows)."""
+    rows = await fetch_rows(tx, tx.queries.select_country_ids)
+    return [
+        StoredCountry(text_of(key), country_id, code, text_of(digest))
+        for key, country_id, code, digest in rows
+    ]
 
 
 async def upsert_countries(tx: Transaction, rows: list[dict]) -> None:
@@ -192,6 +221,13 @@ async def upsert_countries(tx: Transaction, rows: list[dict]) -> None:
         # the default 2 MB page cache thrashes on the indexes past ~20,000 rows
         await execute(tx, "PRAGMA cache_size = -65536")
     await execute_many(tx, tx.queries.upsert_countries, rows)
+    if any(row["id"] is None for row in rows):
+        # the new rows' ids, for their child rows
+        ids = {country.name_key: country.id for country in await select_country_ids(tx)}
+        for row in rows:
+            if row["id"] is None:
+                row["id"] = ids[row["name_key"]]
+    await replace_country_keys(tx, rows)
 
 
 async def select_top_countries(tx: Transaction, count: int) -> list[tuple[str, float]]:
@@ -216,8 +252,12 @@ async def delete_row(store: Store, count_query: str, delete_query: str, row_id: 
     return bool(deleted)
 
 
+@db_transaction
 async def delete_country(store: Store, country_id: int) -> bool:
+    """Delete one country and its child rows; False if it was already gone."""
     queries = store.queries
-    return await delete_row(
-        store, queries.count_country_by_id, queries.delete_country_by_id, country_id
-    )
+    async with write_transaction(store) as tx:
+        deleted = await fetch_value(tx, queries.count_country_by_id, {"id": country_id})
+        await delete_country_keys(tx, [country_id])
+        await execute(tx, queries.delete_country_by_id, {"id": country_id})
+    return bool(deleted)

@@ -33,6 +33,10 @@ QUERY_NAMES = frozenset({
     "update_rates_refresh_state", "update_rates_next_update", "update_countries_hold",
     "update_rates_hold", "select_schedule_state", "claim_rates_refresh", "select_rates_claim",
     "select_country_rate_inputs", "update_country_rate",
+    "select_countries_facts", "select_country_by_official_key", "select_country_by_id",
+    "select_spelling_country_ids", "delete_country_currencies", "delete_country_languages",
+    "delete_country_spellings", "insert_country_currency", "insert_country_language",
+    "insert_country_spelling",
 })  # fmt: skip
 
 

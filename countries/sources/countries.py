@@ -1,4 +1,5 @@
-"""The countries sources: the bundled file, REST Countries v2 (self-hosted) and v5 (with a key)."""
+"""The countries sources: the bundled file (REST Countries v4 data), REST Countries v2 and v4
+(self-hosted) and v5 (with a key)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ if TYPE_CHECKING:
     pass
 
 
-BUNDLED_COUNTRIES = Path(__file__).resolve().parents[1] / "data" / "restcountries-v2.json"
+BUNDLED_COUNTRIES = Path(__file__).resolve().parents[1] / "data" / "restcountries-v4.json"
 
 
 V5_PAGE_SIZE = 100  # the most the v5 API serves a page
 
 
 async def read_bundled(upstream: Upstream, url: str | None, key: str | None) -> CountryEntries:
-    """The last published REST Countries v2 data, shipped in the package: no network."""
+    """The REST Countries v4 data, shipped in the package: no network."""
     body = await asyncio.to_thread(BUNDLED_COUNTRIES.read_bytes)
-    return await upstream.decode(core.decode_v2_entries, core.parse_countries(body))
+    return await upstream.decode(core.decode_v4_entries, core.parse_countries(body))
 
 
 async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
@@ -33,6 +34,15 @@ async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) 
     if raws is None:
         unusable_body("countries", url, "a JSON array in UTF-8")
     return await upstream.decode(core.decode_v2_entries, raws)
+
+
+async def fetch_restcountries_v4(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
+    """A REST Countries v4 array, e.g. a self-hosted instance's /v4/all?fields=..."""
+    body = await upstream.get(url, source="countries")
+    raws = await upstream.decode(core.parse_countries, body)
+    if raws is None:
+        unusable_body("countries", url, "a JSON array in UTF-8")
+    return await upstream.decode(core.decode_v4_entries, raws)
 
 
 async def fetch_restcountries_v5(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
@@ -59,5 +69,6 @@ async def fetch_restcountries_v5(upstream: Upstream, url: str, key: str | None) 
 COUNTRIES_SOURCES = {
     "bundled": read_bundled,
     "restcountries-v2": fetch_restcountries_v2,
+    "restcountries-v4": fetch_restcountries_v4,
     "restcountries-v5": fetch_restcountries_v5,
 }

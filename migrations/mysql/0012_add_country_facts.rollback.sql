@@ -1,0 +1,12 @@
+DROP TABLE country_spellings;
+DROP TABLE country_languages;
+DROP TABLE country_currencies;
+ALTER TABLE countries
+    DROP INDEX countries_independent,
+    DROP INDEX countries_official_key,
+    DROP COLUMN keys_digest,
+    DROP COLUMN search_text,
+    DROP COLUMN facts,
+    DROP COLUMN independent,
+    DROP COLUMN official_key,
+    DROP COLUMN official_name;

@@ -1,0 +1,11 @@
+DROP TABLE country_spellings;
+DROP TABLE country_languages;
+DROP TABLE country_currencies;
+DROP INDEX countries_independent;
+DROP INDEX countries_official_key;
+ALTER TABLE countries DROP COLUMN keys_digest;
+ALTER TABLE countries DROP COLUMN search_text;
+ALTER TABLE countries DROP COLUMN facts;
+ALTER TABLE countries DROP COLUMN independent;
+ALTER TABLE countries DROP COLUMN official_key;
+ALTER TABLE countries DROP COLUMN official_name;

@@ -1,0 +1,9 @@
+-- One page of countries with their more facts (`fields` names one, or `all`). {filters} and
+-- {order} come only from whitelists in countries/db/country.py.
+-- Params: one per filter clause (:region, :currency, ...), :limit, :offset.
+SELECT id, name, official_name, alpha2_code, alpha3_code, capital, region, subregion, population,
+       currency_code, exchange_rate, estimated_gdp, flag_url, last_refreshed_at, facts
+FROM countries
+{filters}
+ORDER BY {order}
+LIMIT :limit OFFSET :offset
