@@ -30,8 +30,13 @@ async def refresh_countries(request: Request) -> Response:
     await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
     await refuse_early_refresh(request)
     counts, timings = await refresh.shared_refresh(request.app.state)
+    return refresh_answer("Countries refreshed successfully", counts, timings)
+
+
+def refresh_answer(message: str, counts: refresh.RefreshCounts, timings: dict) -> Response:
+    """A refresh's 200, full or the rates alone, its phases' milliseconds in Server-Timing."""
     server_timing = ", ".join(f"{phase};dur={ms:.1f}" for phase, ms in timings.items())
-    result = RefreshResult(message="Countries refreshed successfully", **counts._asdict())
+    result = RefreshResult(message=message, **counts._asdict())
     return json_response(result, headers={"Server-Timing": server_timing})
 
 

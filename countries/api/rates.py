@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from countries import db, rates_refresh
-from countries.api.countries import refuse_early_refresh
+from countries.api.countries import refresh_answer, refuse_early_refresh
 from countries.api.structs import (
     Conversion,
     ConvertQuery,
@@ -17,7 +17,6 @@ from countries.api.structs import (
     Rates,
     RatesHistory,
     RatesQuery,
-    RefreshResult,
 )
 from countries.core import (
     ATTRIBUTIONS,
@@ -52,9 +51,7 @@ async def refresh_rates(request: Request) -> Response:
     await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
     await refuse_early_refresh(request)
     counts, timings = await asyncio.shield(rates_refresh.rates_refresh(request.app.state))
-    server_timing = ", ".join(f"{phase};dur={ms:.1f}" for phase, ms in timings.items())
-    result = RefreshResult(message="Rates refreshed successfully", **counts._asdict())
-    return json_response(result, headers={"Server-Timing": server_timing})
+    return refresh_answer("Rates refreshed successfully", counts, timings)
 
 
 async def stored_rates(request: Request) -> StoredRates:

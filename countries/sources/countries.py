@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,22 +28,23 @@ async def read_bundled(upstream: Upstream, url: str | None, key: str | None) -> 
     return await upstream.decode(core.decode_v4_entries, core.parse_countries(body))
 
 
-async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
-    """A REST Countries v2 array, e.g. a self-hosted instance's /v2/all?fields=..."""
+async def fetch_array(upstream: Upstream, url: str, decode: Callable) -> CountryEntries:
+    """A JSON array of countries, each entry decoded by `decode`."""
     body = await upstream.get(url, source="countries")
     raws = await upstream.decode(core.parse_countries, body)
     if raws is None:
         unusable_body("countries", url, "a JSON array in UTF-8")
-    return await upstream.decode(core.decode_v2_entries, raws)
+    return await upstream.decode(decode, raws)
+
+
+async def fetch_restcountries_v2(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
+    """A REST Countries v2 array, e.g. a self-hosted instance's /v2/all?fields=..."""
+    return await fetch_array(upstream, url, core.decode_v2_entries)
 
 
 async def fetch_restcountries_v4(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
     """A REST Countries v4 array, e.g. a self-hosted instance's /v4/all?fields=..."""
-    body = await upstream.get(url, source="countries")
-    raws = await upstream.decode(core.parse_countries, body)
-    if raws is None:
-        unusable_body("countries", url, "a JSON array in UTF-8")
-    return await upstream.decode(core.decode_v4_entries, raws)
+    return await fetch_array(upstream, url, core.decode_v4_entries)
 
 
 async def fetch_restcountries_v5(upstream: Upstream, url: str, key: str | None) -> CountryEntries:
