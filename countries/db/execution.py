@@ -8,7 +8,8 @@ import logging
 import math
 import sqlite3
 import typing
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pymysql
 
@@ -26,9 +27,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("countries")
 
+Params = dict[str, object]  # a statement's named values
+# the driver's own connection under `databases`' (aiomysql's or aiosqlite's): told apart by dialect
+RawConnection = object
+
 
 class Result(typing.NamedTuple):
-    description: Any
+    description: Sequence[tuple] | None  # the driver cursor's: each column's name first
     rows: list[tuple]
 
     def dicts(self) -> list[dict]:
@@ -59,7 +64,7 @@ def store_of(on: On) -> Store:
     return on.store if isinstance(on, Transaction) else on
 
 
-async def read(on: On, sql: str, values: dict[str, Any] | None) -> Result:
+async def read(on: On, sql: str, values: Params | None) -> Result:
     """One statement's result: on the store's reader, or on the transaction's connection."""
     if isinstance(on, Transaction) or on.reader is None:
         async with cursor_for(store_of(on), sql, values) as cursor:
@@ -91,7 +96,7 @@ def session_settings(version: str, galera: bool, timeout: float) -> str:
     return "SET " + ", ".join(settings)
 
 
-async def prepare(store: Store, raw: Any) -> None:
+async def prepare(store: Store, raw: RawConnection) -> None:
     """Once per MySQL connection: the session's settings (see `session_settings`).
 
     Orphans of the service's own transactions are short-lived (IDLE_TRANSACTION_SECONDS).
@@ -116,7 +121,7 @@ async def prepare(store: Store, raw: Any) -> None:
 
 
 @contextlib.contextmanager
-def dropped_if_node_lost(raw: Any):
+def dropped_if_node_lost(raw: RawConnection):
     """A connection whose node cannot serve is closed, so that the pool drops it and work run
     again takes a fresh one, which a balancer sends to a node that can serve."""
     try:
@@ -128,7 +133,7 @@ def dropped_if_node_lost(raw: Any):
 
 
 @contextlib.asynccontextmanager
-async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = None):
+async def cursor_for(store: Store, sql: str, values: Params | None = None):
     """A driver cursor that has run `sql`."""
     async with store.db.connection() as connection:
         raw = connection.raw_connection
@@ -143,25 +148,25 @@ async def cursor_for(store: Store, sql: str, values: dict[str, Any] | None = Non
                 yield cursor
 
 
-async def fetch_rows(on: On, sql: str, values: dict[str, Any] | None = None) -> list[tuple]:
+async def fetch_rows(on: On, sql: str, values: Params | None = None) -> list[tuple]:
     return list((await read(on, sql, values)).rows)
 
 
-async def fetch_all(on: On, sql: str, values: dict[str, Any] | None = None) -> list[dict]:
+async def fetch_all(on: On, sql: str, values: Params | None = None) -> list[dict]:
     return (await read(on, sql, values)).dicts()
 
 
-async def fetch_one(on: On, sql: str, values: dict[str, Any] | None = None) -> dict | None:
+async def fetch_one(on: On, sql: str, values: Params | None = None) -> dict | None:
     rows = await fetch_all(on, sql, values)
     return rows[0] if rows else None
 
 
-async def fetch_value(on: On, sql: str, values: dict[str, Any] | None = None) -> Any:
+async def fetch_value(on: On, sql: str, values: Params | None = None) -> object:
     rows = await fetch_rows(on, sql, values)
     return rows[0][0] if rows else None
 
 
-async def execute(on: On, sql: str, values: dict[str, Any] | None = None) -> None:
+async def execute(on: On, sql: str, values: Params | None = None) -> None:
     async with cursor_for(store_of(on), sql, values):
         pass
 
@@ -202,7 +207,7 @@ async def transaction(store: Store):
             raise
 
 
-async def abandon(store: Store, raw: Any, error: BaseException) -> None:
+async def abandon(store: Store, raw: RawConnection, error: BaseException) -> None:
     """Roll back; or, when the connection cannot be trusted (its node is lost, or the task was
     cancelled and may be abandoned on a node that does not answer), close it without a word: the
     server rolls back the transaction of a closed connection, and the pool drops it."""

@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import databases
 
@@ -155,7 +154,7 @@ class SQLiteReader:
             thread.join(self.timeout)
 
 
-def settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+def settle(future: asyncio.Future, result: object, error: BaseException | None) -> None:
     if not future.done():  # else it was cancelled at its deadline
         if error is None:
             future.set_result(result)

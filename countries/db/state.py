@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from countries.db.execution import Transaction, execute, fetch_one, fetch_value
 from countries.db.store import Store, db_transaction, db_work
@@ -11,7 +10,7 @@ from countries.db.store import Store, db_transaction, db_work
 log = logging.getLogger("countries")
 
 
-async def update_refresh_state(tx: Transaction, state: dict[str, Any]) -> None:
+async def update_refresh_state(tx: Transaction, state: dict[str, object]) -> None:
     await execute(tx, tx.queries.update_refresh_state, state)
 
 

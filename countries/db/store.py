@@ -9,7 +9,6 @@ import logging
 import random
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 import databases
 
@@ -128,7 +127,7 @@ def db_work(function: Callable) -> Callable:
     to run under this one). A read that loses its node runs again (see `retrying`)."""
 
     @functools.wraps(function)
-    async def run(store: Store, *args: Any) -> Any:
+    async def run(store: Store, *args: object) -> object:
         reads_only = READS_ONLY.set(True)
         try:
             async with asyncio.timeout(store.timeout):
@@ -147,14 +146,14 @@ def db_transaction(function: Callable) -> Callable:
     runs again from its start (see `retrying`)."""
 
     @functools.wraps(function)
-    async def run(store: Store, *args: Any, seconds: float | None = None) -> Any:
+    async def run(store: Store, *args: object, seconds: float | None = None) -> object:
         deadline = store.timeout if seconds is None else seconds
         return await bounded(deadline, retrying(store, function, *args))
 
     return run
 
 
-async def retrying(store: Store, function: Callable, *args: Any) -> Any:
+async def retrying(store: Store, function: Callable, *args: object) -> object:
     """`function(store, *args)`, run again from its start after a conflict or a lost node, up to
     ATTEMPTS times in all with `store.backoff` between; then its last error stands (503). The
     caller's deadline still holds."""

@@ -8,8 +8,8 @@ import collections
 import gzip
 import hashlib
 import typing
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from countries import db
 from countries.web.negotiation import accepts_gzip, request_header
 
+T = TypeVar("T")
 CACHE_RECHECK_SECONDS = db.RECHECK_SECONDS  # the store's freshness watcher's
 
 
@@ -174,11 +175,11 @@ class ResponseCache:
 
     def __init__(self, max_bytes: int = CACHE_MAX_BYTES):
         self.max_bytes = max_bytes
-        self.answers: collections.OrderedDict[Any, CachedAnswer] = collections.OrderedDict()
+        self.answers: collections.OrderedDict[Hashable, CachedAnswer] = collections.OrderedDict()
         self.size = 0
         self.generation = 0  # moves on every forget(): an answer read before it is never kept
-        self.in_flight: dict[tuple[Any, int], asyncio.Future] = {}
-        self.values: dict[Any, Any] = {}
+        self.in_flight: dict[tuple[Hashable, int], asyncio.Future] = {}
+        self.values: dict[Hashable, object] = {}
 
     def forget(self) -> None:
         self.generation += 1
@@ -186,7 +187,7 @@ class ResponseCache:
         self.size = 0
         self.values.clear()
 
-    async def value(self, key: Any, read: Callable[[], typing.Awaitable[Any]]) -> Any:
+    async def value(self, key: Hashable, read: Callable[[], typing.Awaitable[T]]) -> T:
         """What `read` gives, read once while the data is unchanged: for data that many answers are
         computed from (the rates table), where the answers themselves are too many to keep. The
         value is shared: callers must not change it. Call it after `revalidate` (from an answer)."""
@@ -208,7 +209,7 @@ class ResponseCache:
         store.freshness.listeners.append(self.forget)  # a write of another
 
     async def produce(
-        self, key: Any, answer: Callable[[], typing.Awaitable[Response]]
+        self, key: Hashable, answer: Callable[[], typing.Awaitable[Response]]
     ) -> CachedAnswer:
         """A fresh answer, kept if 200. Requests for the same key that arrive meanwhile wait for
         the same answer, rather than all asking the database at once (as after every write).
@@ -247,20 +248,20 @@ class ResponseCache:
             return await asyncio.to_thread(CachedAnswer.of, response, True)
         return CachedAnswer.of(response)
 
-    def get(self, key: Any) -> CachedAnswer | None:
+    def get(self, key: Hashable) -> CachedAnswer | None:
         answer = self.answers.get(key)
         if answer is not None:
             self.answers.move_to_end(key)
         return answer
 
-    def put(self, key: Any, generation: int, answer: CachedAnswer) -> None:
+    def put(self, key: Hashable, generation: int, answer: CachedAnswer) -> None:
         if generation != self.generation or answer.size > self.max_bytes // 4:
             return
         self.size += answer.size - (self.answers[key].size if key in self.answers else 0)
         self.answers[key] = answer
         self.keep_to_budget()
 
-    def respond(self, key: Any, answer: CachedAnswer, scope: dict) -> Response:
+    def respond(self, key: Hashable, answer: CachedAnswer, scope: dict) -> Response:
         """`answer.response(scope)`, counting the gzipped twin it may make against the budget
         if the answer is kept."""
         size = answer.size
@@ -277,7 +278,7 @@ class ResponseCache:
 
 
 async def cached(
-    request: Request, key: Any, answer: Callable[[], typing.Awaitable[Response]]
+    request: Request, key: Hashable, answer: Callable[[], typing.Awaitable[Response]]
 ) -> Response:
     """The cached answer for `key` while the data is unchanged, else a fresh one (kept if 200),
     as a Response of this request's own: a 200 with its ETag and `Cache-Control: no-cache`,

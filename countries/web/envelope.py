@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -40,12 +40,15 @@ ERROR_TITLES = {
 }
 
 
-def json_response(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+def json_response(payload: object, status: int = 200, headers: dict | None = None) -> Response:
     return Response(JSON_ENCODER.encode(payload), status, headers, media_type="application/json")
 
 
 def error_response(
-    status: int, error: str, details: Any = None, headers: dict | None = None
+    status: int,
+    error: str,
+    details: dict[str, str] | str | None = None,
+    headers: dict | None = None,
 ) -> Response:
     return json_response(ErrorBody(error=error, details=details or msgspec.UNSET), status, headers)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import re
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -113,7 +113,7 @@ class GuardedRouter(Router):
     then the 308; then the route itself."""
 
     def __init__(
-        self, routes: list[BaseRoute], token: str | None, root_path: str = "", **options: Any
+        self, routes: list[BaseRoute], token: str | None, root_path: str = "", **options: object
     ):
         super().__init__(routes, redirect_slashes=False, **options)
         self.expected = (token or "").encode()

@@ -7,7 +7,7 @@ import asyncio
 import functools
 import re
 import typing
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -83,7 +83,7 @@ def describe_failure(struct: type, message: str) -> tuple[str, str]:
 
 # msgspec.inspect is slow beside a request: once per Struct is enough
 @functools.cache
-def field_types(struct: type) -> dict[str, Any]:
+def field_types(struct: type) -> dict[str, object]:
     # by the name a field has in a query string or body (`from`, not `from_`)
     return {
         f.encode_name: f.type for f in msgspec.inspect.type_info(struct).fields
@@ -95,13 +95,16 @@ def required_fields(struct: type) -> tuple[str, ...]:
     return tuple(f.encode_name for f in msgspec.inspect.type_info(struct).fields if f.required)
 
 
-def missing_fields(struct: type, values: dict[str, Any]) -> dict[str, str]:
+def missing_fields(struct: type, values: dict[str, object]) -> dict[str, str]:
     # msgspec names only the first missing field; the contract wants every bad one
     return {name: "is required" for name in required_fields(struct) if name not in values}
 
 
 def convert_or_400(
-    values: dict[str, Any], struct: type, strict: bool = True, details: dict[str, str] | None = None
+    values: dict[str, object],
+    struct: type,
+    strict: bool = True,
+    details: dict[str, str] | None = None,
 ):
     """`values` as `struct`, or a 400 naming every bad field, not only the first msgspec meets.
     `details` are problems the caller found itself, reported with msgspec's."""
@@ -112,8 +115,11 @@ def convert_or_400(
 
 
 def convert_reporting_all(
-    values: dict[str, Any], struct: type, strict: bool = True, details: dict[str, str] | None = None
-) -> tuple[Any, dict[str, str]]:
+    values: dict[str, object],
+    struct: type,
+    strict: bool = True,
+    details: dict[str, str] | None = None,
+) -> tuple[msgspec.Struct | None, dict[str, str]]:
     """(`values` as `struct`, {}) or (None, what is wrong with each bad field)."""
     details = {**missing_fields(struct, values), **(details or {})}
     values = dict(values)
@@ -162,7 +168,7 @@ def query_values(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-def decode_json_object(body: bytes) -> dict[str, Any]:
+def decode_json_object(body: bytes) -> dict[str, object]:
     try:
         value = msgspec.json.decode(body)
     except JSON_ERRORS as error:
