@@ -57,7 +57,9 @@ COUNTRIES = 250
 
 
 def countries_body(count: int = COUNTRIES) -> bytes:
-    """`count` valid countries: the fixture's valid entries, then renamed copies of them."""
+    """`count` valid countries: the fixture's valid entries, then renamed copies of them, without
+    ISO codes: the refresh matches by alpha-3 code first, and copies sharing their original's
+    code would be one country."""
     valid = [
         entry
         for entry in json.loads(fixture_bytes("countries.json"))
@@ -69,6 +71,7 @@ def countries_body(count: int = COUNTRIES) -> bytes:
         entry = dict(valid[original])
         if copy:
             entry["name"] = f"{entry['name']} {copy + 1}"
+            entry["alpha2Code"] = entry["alpha3Code"] = None
         countries.append(entry)
     return json.dumps(countries).encode()
 
