@@ -35,6 +35,7 @@ class AppState:
     random: random.Random = dataclasses.field(default_factory=random.Random)  # GDP draws, jitter
     http: httpx.AsyncClient | None = None  # while the lifespan runs
     refresh_task: asyncio.Future | None = None  # the refresh this process runs now, if any
+    rates_task: asyncio.Future | None = None  # the rates refresh this process runs now, if any
 
     @property
     def backoff(self) -> Callable[[int], float]:

@@ -102,6 +102,16 @@ async def rates_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float
     return counts, timings
 
 
+async def shared_rates_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]:
+    """Callers that arrive while a rates refresh runs in this process share its result; the
+    lifespan lets it commit at shutdown, as it does a full refresh."""
+    running = state.rates_task
+    if running is None or running.done():
+        running = state.rates_task = asyncio.ensure_future(rates_refresh(state))
+    # shield: one caller hanging up must not cancel the refresh the others are waiting for
+    return await asyncio.shield(running)
+
+
 async def next_rates_wait(state: AppState) -> float:
     """Seconds before this process's schedule may run a rates refresh, from what every process
     stored (the last claim, the hold, open.er-api's next update), the clock and a fresh jitter."""
@@ -134,7 +144,7 @@ async def rates_refresh_on_schedule(state: AppState) -> None:
             if wait <= 0 and await db.claim_rates_refresh(
                 state.store, now, interval, str(uuid.uuid4())
             ):
-                await rates_refresh(state)
+                await shared_rates_refresh(state)
                 wait = await next_rates_wait(state)
         except Exception as error:
             log.warning("scheduled rates refresh did not run: %s", refresh_failure(error))

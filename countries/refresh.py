@@ -221,12 +221,14 @@ async def refresh_on_schedule(state: AppState) -> None:
 
 
 async def finish_refresh_in_flight(state: AppState) -> None:
-    """Let a running refresh commit, or cancel it (its transaction rolls back whole)."""
-    running = state.refresh_task
-    if running is None or running.done():
+    """Let the refreshes running (a full one, the rates alone) commit, or cancel them (their
+    transactions roll back whole)."""
+    running = {task for task in (state.refresh_task, state.rates_task) if task and not task.done()}
+    if not running:
         return
-    done, _ = await asyncio.wait({running}, timeout=SHUTDOWN_GRACE)
-    if not done:
+    _, pending = await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
+    if pending:
         log.warning("shutting down: cancelling the refresh in flight; its transaction rolls back")
-        running.cancel()
-        await asyncio.wait({running}, timeout=1)
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=1)

@@ -137,3 +137,30 @@ def test_a_timers_refresh_when_due_asks_no_upstream_while_held(settings, upstrea
     status, body = asyncio.run(service.refresh_once(settings, "/countries/refresh", when_due=True))
     assert status == 200 and msgspec.json.decode(body)["message"] == "Not due yet"
     assert upstream.rates.call_count == calls and dump_database(database_url) == before
+
+
+def test_shutdown_lets_a_rates_refresh_in_flight_commit_or_cancels_it(monkeypatch):
+    import asyncio
+    import types
+
+    from countries import refresh
+
+    monkeypatch.setattr(refresh, "SHUTDOWN_GRACE", 0.2)
+    state = types.SimpleNamespace(refresh_task=None, rates_task=None)
+
+    async def scenario():
+        state.rates_task = asyncio.ensure_future(asyncio.sleep(0.05, "committed"))
+        await refresh.finish_refresh_in_flight(state)
+        committed = state.rates_task.result()
+        state.rates_task = asyncio.ensure_future(asyncio.sleep(60))  # a hung one
+        await refresh.finish_refresh_in_flight(state)
+        return committed, state.rates_task.cancelled()
+
+    assert asyncio.run(scenario()) == ("committed", True)
+
+
+def test_a_rates_refresh_is_the_one_the_lifespan_waits_for(settings, upstream):
+    with make_client(settings) as client:
+        assert client.post("/rates/refresh").status_code == 200
+        task = client.app.state.rates_task
+        assert task is not None and task.done() and task.result()[0].updated >= 0

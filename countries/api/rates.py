@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,7 +48,7 @@ async def refresh_rates(request: Request) -> Response:
     """The rates alone; limited like a full refresh (REFRESH_MIN_INTERVAL counts from either)."""
     await read_body(request)  # ignored, but still bounded by MAX_BODY_BYTES
     await refuse_early_refresh(request)
-    counts, timings = await asyncio.shield(rates_refresh.rates_refresh(request.app.state))
+    counts, timings = await rates_refresh.shared_rates_refresh(request.app.state)
     return refresh_answer("Rates refreshed successfully", counts, timings)
 
 
