@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Route, Router
 
+from countries.errors import CONTROL_CHARACTERS
 from countries.web.cache import cached
 from countries.web.envelope import error_response
 from countries.web.negotiation import request_header
@@ -21,9 +22,6 @@ from countries.web.negotiation import request_header
 if TYPE_CHECKING:
     from countries.openapi import Operation
 
-# C0 controls and DEL: uvicorn decodes `%0a` to a newline, and `$` in a route pattern would match
-# before it
-CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 ADMIN = "countries.admin"  # the scope key that says the request carries the admin token
 
 
@@ -125,7 +123,8 @@ class GuardedRouter(Router):
             return await super().app(scope, receive, send)
         scope.setdefault("router", self)
         path, method = scope["path"], scope["method"]
-        clean = CONTROL_CHARACTER.sub("", path)
+        # uvicorn decodes `%0a` to a newline: a C0 control or DEL anywhere is no route
+        clean = CONTROL_CHARACTERS.sub("", path)
         route, child_scope = choose(scope, self.routes, clean)
         slashless = None
         if len(clean) > 1 and clean.endswith("/"):
