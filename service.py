@@ -247,7 +247,7 @@ def create_app(settings: Settings) -> Starlette:
     web.quiet_http_client_logs()
     origins = web.parse_origins(settings.cors_origins)
     app_metrics = metrics.Metrics()
-    app = Starlette(
+    app = web.HitsFirst(
         routes=routes,
         lifespan=lifespan,
         middleware=[
@@ -268,6 +268,8 @@ def create_app(settings: Settings) -> Starlette:
     store = db.make_store(settings.database_url, settings.db_timeout)
     app.state = state = AppState(settings, store, web.ResponseCache(), access_log, app_metrics)
     state.cache.listen(store)
+    cors = web.CorsPolicy(origins) if origins else None
+    app.hits = web.Hits(state.cache, store.freshness, access_log, app_metrics, cors)
     state.openapi = web.JSON_ENCODER.encode(
         openapi.openapi_document(
             app.routes, __doc__.strip(), settings.admin_token is not None, settings.root_path

@@ -8,9 +8,10 @@ reaches; the rest is spent in our handlers and the database.
 
     python bench/ceiling.py RESPONSES.json PORT
 
-RESPONSES.json is written by bench/run.py: a list of {"path", "query", "gzip", "status", "headers",
-"body_b64"}; an answer captured with `Accept-Encoding: gzip` ("gzip": true, its body gzipped) is
-served to requests that ask for gzip, the plain one to the others.
+RESPONSES.json is written by bench/reads.py: a list of {"path", "query", "gzip", "status",
+"headers" (every one but Date, as [name, value] in the service's order), "body_b64"}; an answer
+captured with `Accept-Encoding: gzip` ("gzip": true, its body gzipped) is served to requests that
+ask for gzip, the plain one to the others.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from starlette.routing import Route
 def create_app(captured: list[dict]) -> Starlette:
     answers: dict[str, dict[tuple[str, bool], tuple[int, dict, bytes]]] = {}
     for item in captured:
-        answer = (item["status"], item["headers"], base64.b64decode(item["body_b64"]))
+        headers = [(name.encode(), value.encode("latin-1")) for name, value in item["headers"]]
+        answer = (item["status"], headers, base64.b64decode(item["body_b64"]))
         answers.setdefault(item["path"], {})[item["query"], item.get("gzip", False)] = answer
 
     def endpoint_for(by_query: dict[tuple[str, bool], tuple[int, dict, bytes]]):
@@ -39,8 +41,11 @@ def create_app(captured: list[dict]) -> Starlette:
             if found is None:
                 return Response(b"not captured", 404)
             status, headers, body = found
-            # a new Response per request, as the service builds one per request
-            return Response(body, status, headers)
+            # a new Response per request, as the service builds one per request; its headers
+            # those of the service's answer, in their order, Content-Length included
+            response = Response(body, status)
+            response.raw_headers = headers
+            return response
 
         return endpoint
 

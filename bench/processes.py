@@ -72,19 +72,24 @@ def stop(proc: subprocess.Popen) -> None:
 def request(
     method: str, url: str, timeout: float, headers: dict | None = None
 ) -> tuple[int, dict, bytes]:
-    """One request; the body as sent (urllib does not decode gzip)."""
+    """One request; the body as sent (urllib does not decode gzip). The headers as a dict (of a
+    header sent twice, the last)."""
+    status, raw, body = request_raw(method, url, timeout, headers)
+    return status, {k.lower(): v for k, v in raw}, body
+
+
+def request_raw(
+    method: str, url: str, timeout: float, headers: dict | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """`request`, with every header of the answer in the order it came."""
     req = urllib.request.Request(
         url, data=b"" if method == "POST" else None, method=method, headers=headers or {}
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            return (
-                response.status,
-                {k.lower(): v for k, v in response.headers.items()},
-                response.read(),
-            )
+            return response.status, response.headers.items(), response.read()
     except urllib.error.HTTPError as error:
-        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+        return error.code, error.headers.items(), error.read()
 
 
 def wait_until(ready, proc: subprocess.Popen, log_path: Path, seconds: float) -> None:
@@ -162,6 +167,8 @@ def bench_settings(database_url: str, stub_url: str, image: Path) -> dict:
         "SUMMARY_IMAGE_PATH": str(image),
         # the default: operators keep the line per request, so it is part of what we measure
         "LOG_LEVEL": "info",
+        # a list of origins: the answer names the request's own and varies on it
+        "CORS_ORIGINS": "https://app.example",
     }
 
 

@@ -1,5 +1,7 @@
 """Cached reads: each route requested once (it must answer 200) and its bytes handed to the
-ceiling (bench/ceiling.py); then wrk against the service and right after against the ceiling."""
+ceiling (bench/ceiling.py); then wrk against the service and right after against the ceiling.
+The service runs with CORS_ORIGINS, its access log and metrics on, and every request sends
+`Origin`: the ceiling answers with the same headers, CORS and `X-Request-ID` included."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import contextlib
 from pathlib import Path
 
 from bench.load import measured
-from bench.processes import Failure, ceiling_server, request
+from bench.processes import Failure, ceiling_server, request_raw
 
 RATES_ROUTES = [
     "/rates",
@@ -32,22 +34,21 @@ GZIP_ROUTES = [
     "/countries?region=Africa&sort=gdp_desc",
     "/countries?sort=gdp_desc&limit=50",
 ]
-GZIP_HEADERS = {"Accept-Encoding": "gzip"}
-REPLAYED_HEADERS = (
-    "content-type",
-    "x-total-count",
-    "etag",
-    "cache-control",
-    "vary",
-    "content-encoding",
-    "content-disposition",
-)
+# every read comes from a page of another origin, as a browser's would: CORS is part of the work
+ORIGIN = "https://app.example"
+PLAIN_HEADERS = {"Origin": ORIGIN}
+GZIP_HEADERS = {**PLAIN_HEADERS, "Accept-Encoding": "gzip"}
+# every header is replayed as it came, in its order, but those uvicorn adds to both (Connection:
+# the capture's client closes its connection; wrk's keep theirs)
+UNREPLAYED_HEADERS = ("date", "connection")
 
 
 def capture(base_url: str, route: str, gzip: bool = False) -> dict:
     """One request (plain, or asking for gzip): the route must answer 200, and its bytes are what
     the ceiling serves."""
-    status, headers, body = request("GET", base_url + route, 30, GZIP_HEADERS if gzip else None)
+    sent = GZIP_HEADERS if gzip else PLAIN_HEADERS
+    status, raw_headers, body = request_raw("GET", base_url + route, 30, sent)
+    headers = {k.lower(): v for k, v in raw_headers}
     if status != 200:
         raise Failure(f"GET {route} answered {status}: {body[:300]!r}")
     if gzip and headers.get("content-encoding") != "gzip":
@@ -59,7 +60,8 @@ def capture(base_url: str, route: str, gzip: bool = False) -> dict:
         "gzip": gzip,
         "status": status,
         "body_b64": base64.b64encode(body).decode(),
-        "headers": {k: headers[k] for k in REPLAYED_HEADERS if k in headers},
+        # the same length of X-Request-ID as the service's own ids
+        "headers": [[k.lower(), v] for k, v in raw_headers if k.lower() not in UNREPLAYED_HEADERS],
         "bytes": len(body),
     }
 
@@ -70,16 +72,22 @@ def ceiling(captured: list[dict], workdir: Path, tag: str):
     with ceiling_server(captured, workdir, tag) as ceiling_url:
         for item in captured:
             route = item["path"] + (f"?{item['query']}" if item["query"] else "")
-            if capture(ceiling_url, route, item["gzip"])["body_b64"] != item["body_b64"]:
-                raise Failure(f"the ceiling does not serve the captured bytes of {route}")
+            served = capture(ceiling_url, route, item["gzip"])
+            if (served["body_b64"], same_headers(served)) != (item["body_b64"], same_headers(item)):
+                raise Failure(f"the ceiling does not serve the captured answer of {route}")
         yield ceiling_url
+
+
+def same_headers(captured: dict) -> list:
+    # each request has an id of its own
+    return [[k, "" if k == "x-request-id" else v] for k, v in captured["headers"]]
 
 
 def wrk_route(
     base_url: str, route: str, args, label: str, tag: str, problems: list[str], gzip: bool = False
 ) -> dict:
     shown = route + (" (gzip)" if gzip else "")
-    headers = GZIP_HEADERS if gzip else None
+    headers = GZIP_HEADERS if gzip else PLAIN_HEADERS
     return measured(base_url + route, args, shown, label, tag, problems, headers=headers)
 
 

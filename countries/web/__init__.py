@@ -1,7 +1,8 @@
 """The web layer, one module a concern: `routing` (the route table's rows, the router with the
 token guard), `envelope` (JSON answers and errors), `validation` (bodies and query strings),
-`negotiation` (q-values), `cache` (the response cache), `middleware` (compression, CORS, the
-access log) and `logs` (logging set-up). What the service's story uses is named here."""
+`negotiation` (q-values), `cache` (the response cache), `hits` (its hits, answered before
+routing), `middleware` (compression, CORS, the access log) and `logs` (logging set-up). What the
+service's story uses is named here."""
 
 from countries.web.cache import (
     CACHE_RECHECK_SECONDS,
@@ -19,6 +20,7 @@ from countries.web.envelope import (
     handle_http_exception,
     json_response,
 )
+from countries.web.hits import Hits, HitsFirst
 from countries.web.logs import (
     AccessLog,
     JsonLogFormatter,
@@ -27,7 +29,13 @@ from countries.web.logs import (
     quiet_http_client_logs,
     startup_failures_reported,
 )
-from countries.web.middleware import allow_cors, compress_answers, log_requests, parse_origins
+from countries.web.middleware import (
+    CorsPolicy,
+    allow_cors,
+    compress_answers,
+    log_requests,
+    parse_origins,
+)
 from countries.web.negotiation import accepts_gzip, prefers_csv
 from countries.web.routing import Endpoint, GuardedRouter, TableRoute, build_routes
 from countries.web.validation import (
@@ -41,7 +49,8 @@ from countries.web.validation import (
 
 __all__ = [
     "CACHE_RECHECK_SECONDS", "GZIP_MIN_BYTES", "JSON_ENCODER", "AccessLog", "CachedAnswer",
-    "Endpoint", "ErrorBody", "GuardedRouter", "JsonLogFormatter", "ResponseCache", "TableRoute",
+    "CorsPolicy", "Endpoint", "ErrorBody", "GuardedRouter", "Hits", "HitsFirst", "JsonLogFormatter",
+    "ResponseCache", "TableRoute",
     "accepts_gzip", "allow_cors", "build_routes", "cached", "compress_answers",
     "configure_logging", "convert_or_400", "convert_reporting_all", "decode_json_object",
     "describe_failure", "error_response", "flush_access_logs_first", "gzip_bytes",

@@ -30,6 +30,10 @@ GZIP_MIN_BYTES = 1024
 OFF_LOOP_BYTES = 256 * 1024
 
 
+# the URLs noted for answers before routing (see ResponseCache.remember): a few MB at most
+MAX_URLS = 50_000
+
+
 COMPRESSIBLE_TYPES = (b"application/json", b"text/csv")
 
 
@@ -139,30 +143,43 @@ class CachedAnswer:
     def size(self) -> int:
         return len(self.body) + len(self.gzipped or b"")
 
-    def response(self, scope: dict | None = None) -> Response:
-        """The answer for this request: 304 when `If-None-Match` names it, gzipped when the
-        request accepts that, else the plain bytes."""
+    def parts(self, accept_encoding: bytes = b"", if_none_match: bytes = b"") -> Parts:
+        """What this request is answered: a 304 when `If-None-Match` names the answer, gzipped
+        when `Accept-Encoding` allows it, else the plain bytes; as status, headers and body."""
         body, headers = self.body, self.raw_headers
-        if scope is not None and self.compressible:
-            if accepts_gzip(request_header(scope, b"accept-encoding")):
-                self.gzip()
-                body, headers = self.gzipped, self.gzip_headers
-        if scope is not None and self.etag is not None:
-            if_none_match = request_header(scope, b"if-none-match")
-            if if_none_match and names_etag(if_none_match.decode("latin-1"), self.etag):
-                return self.not_modified(headers)
-        response = Response(body, self.status)
-        response.raw_headers = list(headers)
-        return response
+        if self.compressible and accepts_gzip(accept_encoding):
+            self.gzip()
+            body, headers = self.gzipped, self.gzip_headers
+        if if_none_match and self.etag is not None:
+            if names_etag(if_none_match.decode("latin-1"), self.etag):
+                # what a 200 would have said of the representation, without the body or length
+                kept = tuple((k, v) for k, v in headers if k in NOT_MODIFIED_HEADERS)
+                return 304, kept, b""
+        return self.status, headers, body
 
-    @staticmethod
-    def not_modified(headers: list[tuple[bytes, bytes]]) -> Response:
-        # what a 200 would have said of the representation, without the body or its length
-        response = Response(status_code=304)
-        response.raw_headers = [
-            (k, v) for k, v in headers if k in (b"etag", b"cache-control", b"vary")
-        ]
-        return response
+    def response(self, scope: dict | None = None) -> Response:
+        """The answer for this request (see `parts`), as a Response of its own."""
+        if scope is None:
+            return as_response((self.status, self.raw_headers, self.body))
+        return as_response(self.parts(*answer_headers(scope)))
+
+
+Parts = tuple[int, tuple[tuple[bytes, bytes], ...], bytes]
+
+
+NOT_MODIFIED_HEADERS = (b"etag", b"cache-control", b"vary")
+
+
+def as_response(parts: Parts) -> Response:
+    status, headers, body = parts
+    response = Response(body, status) if status != 304 else Response(status_code=304)
+    response.raw_headers = list(headers)
+    return response
+
+
+def answer_headers(scope: dict) -> tuple[bytes, bytes]:
+    """The two request headers a kept answer depends on: Accept-Encoding and If-None-Match."""
+    return request_header(scope, b"accept-encoding"), request_header(scope, b"if-none-match")
 
 
 class ResponseCache:
@@ -180,12 +197,31 @@ class ResponseCache:
         self.generation = 0  # moves on every forget(): an answer read before it is never kept
         self.in_flight: dict[tuple[Hashable, int], asyncio.Future] = {}
         self.values: dict[Hashable, object] = {}
+        # (path, query string, Accept) -> the key of the answer its route gave: see `remember`
+        self.urls: dict[tuple[str, bytes, bytes], Hashable] = {}
 
     def forget(self) -> None:
         self.generation += 1
         self.answers.clear()
         self.size = 0
         self.values.clear()
+        self.urls.clear()
+
+    def remember(self, scope: dict, key: Hashable) -> None:
+        """Notes that this request's URL is answered by the kept answer `key`, once the router has
+        chosen the route for it (no token asked, no control character, no trailing slash) and the
+        route's handler was reached. The same path, query string and `Accept` (the only request
+        header a route's key reads, besides the two a kept answer reads itself) then reach the
+        same route and the same key, however the request comes: `countries.web.hits` answers
+        it before routing."""
+        url = (scope["path"], scope["query_string"], request_header(scope, b"accept"))
+        if url not in self.urls:
+            if len(self.urls) >= MAX_URLS:
+                self.urls.clear()  # URLs of answers long evicted: noted again as they come
+            self.urls[url] = key
+
+    def url_key(self, path: str, query: bytes, accept: bytes) -> Hashable | None:
+        return self.urls.get((path, query, accept))
 
     async def value(self, key: Hashable, read: Callable[[], typing.Awaitable[T]]) -> T:
         """What `read` gives, read once while the data is unchanged: for data that many answers are
@@ -261,15 +297,17 @@ class ResponseCache:
         self.answers[key] = answer
         self.keep_to_budget()
 
-    def respond(self, key: Hashable, answer: CachedAnswer, scope: dict) -> Response:
-        """`answer.response(scope)`, counting the gzipped twin it may make against the budget
-        if the answer is kept."""
+    def respond(
+        self, key: Hashable, answer: CachedAnswer, accept_encoding: bytes, if_none_match: bytes
+    ) -> Parts:
+        """`answer.parts(...)`, counting the gzipped twin it may make against the budget if the
+        answer is kept."""
         size = answer.size
-        response = answer.response(scope)
+        parts = answer.parts(accept_encoding, if_none_match)
         if answer.size != size and self.answers.get(key) is answer:
             self.size += answer.size - size
             self.keep_to_budget()
-        return response
+        return parts
 
     def keep_to_budget(self) -> None:
         while self.size > self.max_bytes:
@@ -278,11 +316,16 @@ class ResponseCache:
 
 
 async def cached(
-    request: Request, key: Hashable, answer: Callable[[], typing.Awaitable[Response]]
+    request: Request,
+    key: Hashable,
+    answer: Callable[[], typing.Awaitable[Response]],
+    remember: bool = True,
 ) -> Response:
     """The cached answer for `key` while the data is unchanged, else a fresh one (kept if 200),
     as a Response of this request's own: a 200 with its ETag and `Cache-Control: no-cache`,
-    gzipped if the request accepts it, or a 304 if `If-None-Match` names it."""
+    gzipped if the request accepts it, or a 304 if `If-None-Match` names it. `remember`: the
+    request's URL is noted, so that the next request for it is answered before routing (see
+    `countries.web.hits`); `key` is `((route path, method), the route's own key)`."""
     state = request.app.state
     cache: ResponseCache = state.cache
     await cache.revalidate(state.store)
@@ -292,4 +335,6 @@ async def cached(
         kept = await cache.produce(key, answer)
     else:
         state.metrics.cache_hits += 1
-    return cache.respond(key, kept, request.scope)
+    if remember and kept.status == 200:
+        cache.remember(request.scope, key)
+    return as_response(cache.respond(key, kept, *answer_headers(request.scope)))

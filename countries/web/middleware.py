@@ -92,28 +92,44 @@ def parse_origins(setting: str) -> tuple[str, ...]:
     )
 
 
+class CorsPolicy:
+    """CORS_ORIGINS applied to a request: the origin its answer allows, and the headers a read's
+    answer gets (the middleware's and `countries.web.hits`' alike)."""
+
+    def __init__(self, origins: tuple[str, ...]):
+        self.anyone = "*" in origins
+        self.listed = frozenset(origins)
+        self.for_anyone = cors_headers(b"*", True)
+
+    def allowed_origin(self, origin: bytes) -> bytes | None:
+        if self.anyone:
+            return b"*"
+        return origin if origin.decode("latin-1") in self.listed else None
+
+    def read_headers(self, origin: bytes) -> list[tuple[bytes, bytes]]:
+        """What a read's answer adds, for the request's `Origin` header (b"" if none)."""
+        if self.anyone:
+            return self.for_anyone
+        return cors_headers(self.allowed_origin(origin), False)
+
+
 def allow_cors(app: ASGIApp, origins: tuple[str, ...]) -> ASGIApp:
     """ASGI middleware, installed only when CORS_ORIGINS is set: reads (GET, HEAD) are open to the
     origins listed, or to any with `*`; writes are not, so a preflight for one, or from an origin
     not listed, goes on to the app (405, with no CORS headers, and the browser refuses)."""
-    anyone = "*" in origins
-    listed = frozenset(origins)
-
-    def allowed_origin(scope: dict) -> bytes | None:
-        if anyone:
-            return b"*"
-        origin = request_header(scope, b"origin")
-        return origin if origin.decode("latin-1") in listed else None
+    policy = CorsPolicy(origins)
 
     async def with_cors(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
-        origin, method = allowed_origin(scope), scope["method"]
-        if method == "OPTIONS" and origin is not None and is_read_preflight(scope):
-            return await preflight_answer(origin, anyone)(scope, receive, send)
+        method = scope["method"]
+        if method == "OPTIONS" and is_read_preflight(scope):
+            origin = policy.allowed_origin(request_header(scope, b"origin"))
+            if origin is not None:
+                return await preflight_answer(origin, policy.anyone)(scope, receive, send)
         if method not in READ_METHODS:
             return await app(scope, receive, send)
-        added = cors_headers(origin, anyone)
+        added = policy.read_headers(request_header(scope, b"origin"))
 
         async def send_with_cors(message):
             if message["type"] == "http.response.start":
@@ -157,13 +173,14 @@ SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
 def request_id(scope: dict) -> bytes:
+    return sane_request_id(request_header(scope, b"x-request-id") or None)
+
+
+def sane_request_id(sent: bytes | None) -> bytes:
     """The client's X-Request-ID if it is a short plain token (it goes into the log line as it is),
     else a new one."""
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            if SANE_REQUEST_ID.fullmatch(value):
-                return value
-            break
+    if sent is not None and SANE_REQUEST_ID.fullmatch(sent):
+        return sent
     return new_request_id()
 
 

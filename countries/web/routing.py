@@ -47,9 +47,12 @@ def serving(row: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     handler, key_of, route = row.handler, row.cache, (row.path, row.method)
     if key_of is None:
         return handler
+    # a guarded route's URL is not noted for answers before routing: those skip the guard
+    remember = not row.protected
 
     async def from_cache(request: Request) -> Response:
-        return await cached(request, (route, key_of(request)), lambda: handler(request))
+        key = (route, key_of(request))
+        return await cached(request, key, lambda: handler(request), remember)
 
     return from_cache
 
