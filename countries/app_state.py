@@ -13,6 +13,7 @@ from collections.abc import Callable
 import httpx
 
 from countries import db
+from countries.core import EntryRows
 from countries.metrics import Metrics
 from countries.settings import Settings
 from countries.web import AccessLog, ResponseCache
@@ -36,6 +37,8 @@ class AppState:
     http: httpx.AsyncClient | None = None  # while the lifespan runs
     refresh_task: asyncio.Future | None = None  # the refresh this process runs now, if any
     rates_task: asyncio.Future | None = None  # the rates refresh this process runs now, if any
+    # the last refresh's entries' digest and EntryRows, while they are few (refresh.prepare_rows)
+    entry_rows: tuple[bytes, EntryRows] | None = None
 
     @property
     def backoff(self) -> Callable[[int], float]:

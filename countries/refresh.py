@@ -21,7 +21,6 @@ from countries.app_state import AppState
 from countries.core import (
     CountryEntries,
     RatesTable,
-    build_rows,
     currency_names,
     image_etag,
     iso_utc,
@@ -44,12 +43,30 @@ class RefreshCounts(NamedTuple):
     last_refreshed_at: str
 
 
+# the most entries whose EntryRows the process keeps between refreshes: a few MB of rows at most
+KEPT_ENTRY_ROWS = 20_000
+
+
 def prepare_rows(
     fetched: tuple[CountryEntries, RatesTable], state: AppState, now: dt.datetime
-) -> list[dict]:
-    draw = state.random.random
+) -> tuple[list[dict], tuple[bytes, core.EntryRows] | None]:
+    """The rows to write, and what to keep of them for the next refresh. Upstream's countries
+    change a few times a year, and most refreshes get what the last one got: the rows as the
+    entries alone decide them are kept from the last refresh when its entries were the same (by
+    digest), so that only the rates and estimates are computed again."""
+    entries, draw = fetched[0].entries, state.random.random
     with gc_paused():
-        return build_rows(fetched[0].entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), now)
+        digest = core.entries_digest(entries) if len(entries) <= KEPT_ENTRY_ROWS else None
+        kept = state.entry_rows
+        if digest is not None and kept is not None and kept[0] == digest:
+            from_entries = kept[1]
+        else:
+            from_entries = core.entry_rows(entries)
+        # kept only once this refresh commits: see run_refresh
+        rows = core.priced_rows(
+            from_entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), iso_utc(now)
+        )
+    return rows, (None if digest is None else (digest, from_entries))
 
 
 class RefreshWrite(NamedTuple):
@@ -83,14 +100,25 @@ async def write_refresh(
         # Galera a writer on another node that overlapped loses at COMMIT, and this runs again)
         before = len(existing)
         after = before + sum(row["id"] is None for row in rows)
-        await db.upsert_countries(tx, rows)
-        await db.replace_rates(tx, rate_rows(write.rates.rates), write.currencies)
-        await db.store_rate_snapshot(
-            tx, rates_time, write.rates_source, rate_rows(write.rates.rates), stamp
+        # the image is drawn in a thread while the rows are written, from the top 5 the rows
+        # predict; drawn again if the table says otherwise (a kept row upstream no longer lists)
+        predicted = core.predicted_top(rows, 5)
+        drawing = asyncio.ensure_future(
+            asyncio.to_thread(core.render_summary, after, predicted, stamp)
         )
-        top = await db.select_top_countries(tx, 5)
-        with timed(timings, "image"):
-            png = await asyncio.to_thread(core.render_summary, after, top, stamp)
+        try:
+            await db.upsert_countries(tx, rows)
+            await db.replace_rates(tx, rate_rows(write.rates.rates), write.currencies)
+            await db.store_rate_snapshot(
+                tx, rates_time, write.rates_source, rate_rows(write.rates.rates), stamp
+            )
+            top = await db.select_top_countries(tx, 5)
+        finally:
+            with timed(timings, "image"):
+                png = await drawing
+        if top != predicted:
+            with timed(timings, "image"):
+                png = await asyncio.to_thread(core.render_summary, after, top, stamp)
         state = {
             "last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png),
             "countries_source": write.countries_source, "rates_source": write.rates_source,
@@ -139,7 +167,7 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
         raise ApiError(503, "External data source unavailable", detail) from None
     now = state.clock()
     with timed(timings, "compute"):
-        rows = await asyncio.to_thread(prepare_rows, fetched, state, now)
+        rows, entry_rows = await asyncio.to_thread(prepare_rows, fetched, state, now)
     write = RefreshWrite(
         now,
         fetched[1],
@@ -154,6 +182,7 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
             state.store, rows, write, timings, seconds=write_seconds
         )
     timings["db"] -= timings["image"]
+    state.entry_rows = entry_rows
     if fetched[1].next_update is not None:  # open.er-api's: what the rates schedule waits for
         await db.note_rates_next_update(state.store, fetched[1].next_update.timestamp())
     await copy_summary_to_file(settings.summary_image_path, png)

@@ -134,7 +134,7 @@ def test_v5_maps_official_name_languages_and_emoji():
     facts = core.country_facts(country)
     assert country.official_name == "Federal Republic of Nigeria"
     assert facts.flag_emoji == "🇳🇬"
-    row = core.build_row(country, {}, lambda: 1500.0, "x")
+    row = core.build_row(country)
     assert row["official_name"] == "Federal Republic of Nigeria"
 
 
@@ -446,7 +446,7 @@ def test_an_upstream_list_of_any_length_is_cut_to_what_a_row_holds():
         "name": "Many", "population": 1, "timezones": [f"UTC+{n}" for n in range(100_000)],
         "officialName": "ᾀ" * 255, "languages": [{"name": f"L{n}"} for n in range(10_000)],
     }  # fmt: skip
-    row = core.build_row(msgspec.convert(hostile, core.UpstreamCountry), {}, lambda: 1500.0, "x")
+    row = core.build_row(msgspec.convert(hostile, core.UpstreamCountry))
     facts = msgspec.json.decode(row["facts"])
     assert len(facts["timezones"]) == 256 and len(facts["languages"]) == 256
     # each folds to two letters of 5 bytes in all: 1,275 bytes, more than the key column holds

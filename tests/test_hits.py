@@ -70,7 +70,9 @@ def request(client, method: str, url: str, headers: dict) -> tuple[bool, object]
 
 
 def comparable(response) -> tuple:
-    headers = [(k, v) for k, v in response.headers.raw if k.lower() not in (b"x-request-id", b"date")]
+    headers = [
+        (k, v) for k, v in response.headers.raw if k.lower() not in (b"x-request-id", b"date")
+    ]
     return response.status_code, headers, response.content
 
 
@@ -103,9 +105,10 @@ def test_the_shapes_above_are_different_answers(guarded):
     """The comparison above means something: gzip, CORS and CSV each change the answer."""
     plain = guarded.get("/rates/history?symbols=NGN")
     assert "access-control-allow-origin" not in plain.headers
-    assert guarded.get("/countries", headers={"Accept-Encoding": "gzip"}).headers[
-        "content-encoding"
-    ] == "gzip"
+    assert (
+        guarded.get("/countries", headers={"Accept-Encoding": "gzip"}).headers["content-encoding"]
+        == "gzip"
+    )
     cors = guarded.get("/countries", headers={"Origin": ORIGIN})
     assert cors.headers["access-control-allow-origin"] == ORIGIN
     assert "origin" in cors.headers["vary"]

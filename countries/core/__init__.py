@@ -53,11 +53,15 @@ from countries.core.rates import (
 from countries.core.rows import (
     ISO_ALPHA,
     CountryRecord,
+    EntryRows,
     build_row,
     build_rows,
+    entries_digest,
+    entry_rows,
     estimate_gdp,
     first_currency_code,
     iso_code,
+    priced_rows,
     rate_rows,
 )
 from countries.core.summary import (
@@ -74,6 +78,7 @@ from countries.core.summary import (
     font,
     human_money,
     image_etag,
+    predicted_top,
     render_summary,
     summary_palette,
 )
@@ -175,6 +180,10 @@ __all__ = [
     "bad_days",
     "build_row",
     "build_rows",
+    "EntryRows",
+    "entries_digest",
+    "entry_rows",
+    "priced_rows",
     "changes_user",
     "check_utf8",
     "clean_user_fields",
@@ -213,6 +222,7 @@ __all__ = [
     "primary_capital",
     "rate_rows",
     "rates_in_base",
+    "predicted_top",
     "render_summary",
     "search_key",
     "split_history",

@@ -7,7 +7,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -55,29 +55,18 @@ def iso_code(value: Any, length: int) -> str | None:
     return None
 
 
-def build_row(
-    country: UpstreamCountry,
-    rates: dict[str, Any],
-    draw: Callable[[], float],
-    stamp: str,
-    language_codes: LanguageCodes | None = None,
-) -> dict:
-    """The columns of one country, and (not columns) the keys of its child rows: `currency_keys`,
-    `language_keys`, `spelling_keys`."""
+def build_row(country: UpstreamCountry, language_codes: LanguageCodes | None = None) -> dict:
+    """The columns of one country that its entry alone decides (all but its rate, estimate and
+    refresh time: see `priced_rows`), and (not columns) the keys of its child rows:
+    `currency_keys`, `language_keys`, `spelling_keys`, and their `keys_digest`."""
     code = first_currency_code(country.currencies)
-    rate = usable_rate(rates.get(code)) if code is not None else None
-    gdp = estimate_gdp(country.population, rate, draw()) if rate is not None else None
-    if gdp is None:
-        rate = None  # so small (1e-320) that the estimate overflows a double: as good as missing
-    if code is None:
-        gdp = 0.0
     region = text_or_none(country.region, MAX_SHORT_TEXT)
     subregion = text_or_none(country.subregion, MAX_SHORT_TEXT)
     official = text_or_none(country.official_name, MAX_SHORT_TEXT)
     facts = country_facts(country)
     languages = language_codes or LanguageCodes([country])
     searched = (country.name, *([official] if official else []), *facts.alt_spellings)
-    return {
+    return with_keys_digest({
         "name": country.name,
         "name_key": text_key(country.name),
         "search_key": stored_search_key(country.name),
@@ -103,11 +92,8 @@ def build_row(
         "population": country.population,
         "currency_code": code,
         "currency_key": label_key(code) if code is not None else None,
-        "exchange_rate": rate,
-        "estimated_gdp": gdp,
         "flag_url": text_or_none(country.flag, MAX_LONG_TEXT),
-        "last_refreshed_at": stamp,
-    }
+    })  # fmt: skip
 
 
 def with_keys_digest(row: dict) -> dict:
@@ -118,6 +104,70 @@ def with_keys_digest(row: dict) -> dict:
     return row
 
 
+class EntryRows(NamedTuple):
+    """What a list of entries alone decides: each entry's row but its rate, estimate and refresh
+    time, and which entries make the rows (one per case-folded name and per alpha-3 code, the
+    later entry winning), in order. The same entries always give the same EntryRows: a refresh
+    whose upstream sent what the last one did can take them as they were (see `entries_digest`)."""
+
+    rows: list[dict]
+    kept: list[int]
+
+
+def entry_rows(entries: list[UpstreamCountry]) -> EntryRows:
+    language_codes = LanguageCodes(entries)
+    rows = [build_row(country, language_codes) for country in entries]
+    kept: dict[int, None] = {}
+    by_name: dict[str, int] = {}
+    by_code: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        # keep upstream order for the later of two spellings of one country
+        kept.pop(by_name.get(row["name_key"], -1), None)
+        if row["alpha3_code"] is not None:
+            kept.pop(by_code.get(row["alpha3_code"], -1), None)
+            by_code[row["alpha3_code"]] = index
+        by_name[row["name_key"]] = index
+        kept[index] = None
+    return EntryRows(rows, list(kept))
+
+
+ENTRIES_ENCODER = msgspec.msgpack.Encoder()
+
+
+def entries_digest(entries: list[UpstreamCountry]) -> bytes:
+    """Names the entries as they were decoded: equal digests, equal EntryRows."""
+    return hashlib.blake2b(ENTRIES_ENCODER.encode(entries), digest_size=32).digest()
+
+
+def priced_rows(
+    entry_rows: EntryRows, rates: dict[str, Any], draw: Callable[[], float], stamp: str
+) -> list[dict]:
+    """Rows to upsert: each kept entry's row with its rate, estimated GDP and refresh time, as new
+    dicts (the EntryRows' own are left as they are). `draw` gives each entry with a usable rate
+    its multiplier, in entry order, kept or not."""
+    priced = []
+    for row in entry_rows.rows:
+        code = row["currency_code"]
+        rate = usable_rate(rates.get(code)) if code is not None else None
+        gdp = estimate_gdp(row["population"], rate, draw()) if rate is not None else None
+        if gdp is None:
+            rate = (
+                None  # so small (1e-320) that the estimate overflows a double: as good as missing
+            )
+        if code is None:
+            gdp = 0.0
+        priced.append((rate, gdp))
+    return [
+        {
+            **entry_rows.rows[index],
+            "exchange_rate": priced[index][0],
+            "estimated_gdp": priced[index][1],
+            "last_refreshed_at": stamp,
+        }
+        for index in entry_rows.kept
+    ]
+
+
 def build_rows(
     entries: list[UpstreamCountry],
     rates: dict[str, Any],
@@ -125,21 +175,7 @@ def build_rows(
     now: dt.datetime,
 ) -> list[dict]:
     """Rows to upsert, one per case-folded name and per alpha-3 code (the later entry wins)."""
-    stamp = iso_utc(now)
-    language_codes = LanguageCodes(entries)
-    rows: dict[int, dict] = {}
-    by_name: dict[str, int] = {}
-    by_code: dict[str, int] = {}
-    for index, country in enumerate(entries):
-        row = with_keys_digest(build_row(country, rates, draw, stamp, language_codes))
-        # keep upstream order for the later of two spellings of one country
-        rows.pop(by_name.get(row["name_key"], -1), None)
-        if row["alpha3_code"] is not None:
-            rows.pop(by_code.get(row["alpha3_code"], -1), None)
-            by_code[row["alpha3_code"]] = index
-        by_name[row["name_key"]] = index
-        rows[index] = row
-    return list(rows.values())
+    return priced_rows(entry_rows(entries), rates, draw, iso_utc(now))
 
 
 def rate_rows(rates: dict[str, float]) -> list[dict]:

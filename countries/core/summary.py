@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import heapq
 import io
 import math
 import zlib
@@ -45,6 +46,14 @@ def fit_text(draw: ImageDraw.ImageDraw, text: str, face: ImageFont.FreeTypeFont,
     while text and draw.textlength(text + "…", font=face) > width:
         text = text[:-1].rstrip()
     return text + "…"
+
+
+def predicted_top(rows: list[dict], count: int) -> list[tuple[str, float]]:
+    """The `count` largest estimates among `rows`, as the table will list them once they are
+    written, unless a row the refresh does not write is among them (or two tie)."""
+    priced = [row for row in rows if row["estimated_gdp"] is not None]
+    top = heapq.nlargest(count, priced, key=lambda row: row["estimated_gdp"])
+    return [(row["name"], row["estimated_gdp"]) for row in top]
 
 
 def render_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) -> bytes:
