@@ -49,24 +49,27 @@ KEPT_ENTRY_ROWS = 20_000
 
 def prepare_rows(
     fetched: tuple[CountryEntries, RatesTable], state: AppState, now: dt.datetime
-) -> tuple[list[dict], tuple[bytes, core.EntryRows] | None]:
-    """The rows to write, and what to keep of them for the next refresh. Upstream's countries
+) -> tuple[list[dict], str]:
+    """The rows to write, and the digest of the entries they come from. Upstream's countries
     change a few times a year, and most refreshes get what the last one got: the rows as the
-    entries alone decide them are kept from the last refresh when its entries were the same (by
-    digest), so that only the rates and estimates are computed again."""
+    entries alone decide them are kept from the last refresh when its entries had the same
+    digest (up to KEPT_ENTRY_ROWS of them), so that only the rates and estimates are computed
+    again; and the database is told the digest, so that it is written only those (see
+    write_refresh)."""
     entries, draw = fetched[0].entries, state.random.random
     with gc_paused():
-        digest = core.entries_digest(entries) if len(entries) <= KEPT_ENTRY_ROWS else None
+        digest = core.entries_digest(entries)
         kept = state.entry_rows
-        if digest is not None and kept is not None and kept[0] == digest:
+        if kept is not None and kept[0] == digest:
             from_entries = kept[1]
         else:
             from_entries = core.entry_rows(entries)
-        # kept only once this refresh commits: see run_refresh
         rows = core.priced_rows(
             from_entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), iso_utc(now)
         )
-    return rows, (None if digest is None else (digest, from_entries))
+    # kept for the next refresh (this one may fail: its entries are still those upstream sends)
+    state.entry_rows = (digest, from_entries) if len(entries) <= KEPT_ENTRY_ROWS else None
+    return rows, digest
 
 
 class RefreshWrite(NamedTuple):
@@ -77,6 +80,7 @@ class RefreshWrite(NamedTuple):
     currencies: list[dict]
     countries_source: str
     rates_source: str
+    countries_digest: str  # of the entries the rows come from
 
 
 @db.db_transaction
@@ -96,6 +100,8 @@ async def write_refresh(
         for row in rows:
             row["matched"] = row["id"] is not None
             row["stored_digest"] = digests.get(row["id"])
+        # the rows found were written from these very entries: only their prices change
+        prices_only = await db.select_countries_digest(tx) == write.countries_digest
         # exact: every writer of countries holds the lock that write_transaction took (on
         # Galera a writer on another node that overlapped loses at COMMIT, and this runs again)
         before = len(existing)
@@ -107,7 +113,7 @@ async def write_refresh(
             asyncio.to_thread(core.render_summary, after, predicted, stamp)
         )
         try:
-            await db.upsert_countries(tx, rows)
+            await db.upsert_countries(tx, rows, prices_only)
             await db.replace_rates(tx, rate_rows(write.rates.rates), write.currencies)
             await db.store_rate_snapshot(
                 tx, rates_time, write.rates_source, rate_rows(write.rates.rates), stamp
@@ -122,7 +128,7 @@ async def write_refresh(
         state = {
             "last_refreshed_at": stamp, "summary_png": png, "summary_etag": image_etag(png),
             "countries_source": write.countries_source, "rates_source": write.rates_source,
-            "rates_updated_at": rates_time,
+            "rates_updated_at": rates_time, "countries_digest": write.countries_digest,
         }  # fmt: skip
         await db.update_refresh_state(tx, state)
     return before, after, stamp, png
@@ -167,13 +173,14 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
         raise ApiError(503, "External data source unavailable", detail) from None
     now = state.clock()
     with timed(timings, "compute"):
-        rows, entry_rows = await asyncio.to_thread(prepare_rows, fetched, state, now)
+        rows, digest = await asyncio.to_thread(prepare_rows, fetched, state, now)
     write = RefreshWrite(
         now,
         fetched[1],
         currency_names(fetched[0].entries),
         settings.countries_source,
         settings.rates_source,
+        digest,
     )
     write_seconds = max(settings.db_timeout, deadline - loop.time())
     with timed(timings, "db"):
@@ -182,7 +189,6 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
             state.store, rows, write, timings, seconds=write_seconds
         )
     timings["db"] -= timings["image"]
-    state.entry_rows = entry_rows
     if fetched[1].next_update is not None:  # open.er-api's: what the rates schedule waits for
         await db.note_rates_next_update(state.store, fetched[1].next_update.timestamp())
     await copy_summary_to_file(settings.summary_image_path, png)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 import time
@@ -15,6 +16,7 @@ from PIL import Image
 from conftest import (
     EMPTY_STATUS,
     dump_database,
+    execute,
     fixture_bytes,
     patch_db,
     query_rows,
@@ -131,6 +133,47 @@ def test_country_deleted_by_hand_comes_back_at_the_next_refresh(refreshed, datab
     body = refreshed.post("/countries/refresh").json()
     assert (body["inserted"], body["updated"]) == (1, 8)
     assert refreshed.get("/countries/ghana").json()["name"] == "Ghana"
+
+
+def test_a_refresh_of_the_same_entries_writes_only_the_prices(refreshed, database_url):
+    """The entries' digest is stored with the rows: the next refresh of the same entries writes
+    each found row's rate, estimate and refresh time only, and a row deleted meanwhile whole."""
+    [(digest,)] = query_rows(database_url, "SELECT countries_digest FROM refresh_state")
+    assert digest is not None and len(digest) == 64
+    whole = refreshed.get("/countries/Ghana?fields=all").json()
+    assert refreshed.delete("/countries/Ghana").status_code == 200
+    # a column only a whole write sets: the prices-only write leaves it as it finds it
+    execute(database_url, "UPDATE countries SET capital = 'Untouched' WHERE name = 'Nigeria'")
+    before = refreshed.get("/countries/Nigeria").json()
+    later = refreshed.app.state.clock() + dt.timedelta(hours=1)
+    refreshed.app.state.clock = lambda: later
+    body = refreshed.post("/countries/refresh").json()
+    assert (body["inserted"], body["updated"]) == (1, 8)
+    after = refreshed.get("/countries/Nigeria").json()
+    assert after["capital"] == "Untouched"
+    assert after["last_refreshed_at"] == body["last_refreshed_at"] != before["last_refreshed_at"]
+    assert after["estimated_gdp"] != before["estimated_gdp"]  # a new multiplier
+    again = refreshed.get("/countries/Ghana?fields=all").json()
+    changing = ("id", "estimated_gdp", "last_refreshed_at")
+    assert {k: v for k, v in again.items() if k not in changing} == {
+        k: v for k, v in whole.items() if k not in changing
+    }
+    # a refresh whose entries are not those the rows were written from writes every row whole
+    execute(database_url, "UPDATE refresh_state SET countries_digest = NULL")
+    assert refreshed.post("/countries/refresh").status_code == 200
+    assert refreshed.get("/countries/Nigeria").json()["capital"] == "Abuja"
+    [(stored,)] = query_rows(database_url, "SELECT countries_digest FROM refresh_state")
+    assert stored == digest
+
+
+def test_the_entries_digest_changes_with_the_entries():
+    decoded = core.decode_v2_entries(core.parse_countries(fixture_bytes("countries.json")))
+    entries = decoded.entries
+    digest = core.entries_digest(entries)
+    assert core.entries_digest(list(entries)) == digest
+    renamed = [msgspec.structs.replace(entries[0], capital="Elsewhere"), *entries[1:]]
+    assert core.entries_digest(renamed) != digest
+    assert core.entries_digest(entries[1:]) != digest
 
 
 # ----- failures change nothing ---------------------------------------------------------------------

@@ -134,9 +134,16 @@ def entry_rows(entries: list[UpstreamCountry]) -> EntryRows:
 ENTRIES_ENCODER = msgspec.msgpack.Encoder()
 
 
-def entries_digest(entries: list[UpstreamCountry]) -> bytes:
-    """Names the entries as they were decoded: equal digests, equal EntryRows."""
-    return hashlib.blake2b(ENTRIES_ENCODER.encode(entries), digest_size=32).digest()
+# Part of every digest: change it whenever `build_row` would write other columns from the same
+# entries, so that the first refresh after an upgrade writes every row whole again.
+ROWS_FORMAT = b"rows-1"
+
+
+def entries_digest(entries: list[UpstreamCountry]) -> str:
+    """Names the entries as they were decoded (64 hex digits): equal digests, equal EntryRows."""
+    digest = hashlib.blake2b(ROWS_FORMAT, digest_size=32)
+    digest.update(ENTRIES_ENCODER.encode(entries))
+    return digest.hexdigest()
 
 
 def priced_rows(

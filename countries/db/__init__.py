@@ -11,6 +11,7 @@ from countries.db.country import (
     known_total,
     replace_rates,
     select_countries,
+    select_countries_digest,
     select_country,
     select_country_ids,
     select_top_countries,
@@ -173,6 +174,7 @@ __all__ = [
     "sqlite_path",
     "update_refresh_state",
     "update_user",
+    "select_countries_digest",
     "upsert_countries",
     "write_transaction",
 ]

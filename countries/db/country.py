@@ -213,14 +213,27 @@ async def select_country_ids(tx: Transaction) -> list[StoredCountry]:
     ]
 
 
-async def upsert_countries(tx: Transaction, rows: list[dict]) -> None:
+async def select_countries_digest(tx: Transaction) -> str | None:
+    """The digest of the entries the last refresh wrote its rows from (None: unknown)."""
+    return text_of(await fetch_value(tx, tx.queries.select_countries_digest))
+
+
+async def upsert_countries(tx: Transaction, rows: list[dict], prices_only: bool = False) -> None:
+    """Each row inserted, or updated where it has an id. `prices_only`: the rows that have an id
+    were written from the entries these rows come from (the last refresh's entries had their
+    digest), and only their rate, estimated GDP and refresh time are written."""
     # Rows carry their id when they exist: both databases then find them by primary key, instead
     # of inserting, hitting the unique name_key and undoing the insert (far slower on InnoDB), which
     # also burnt an auto-increment value per row on both
     if tx.dialect == "sqlite":
         # the default 2 MB page cache thrashes on the indexes past ~20,000 rows
         await execute(tx, "PRAGMA cache_size = -65536")
-    await execute_many(tx, tx.queries.upsert_countries, rows)
+    whole = [row for row in rows if row["id"] is None] if prices_only else rows
+    if prices_only and len(whole) < len(rows):
+        priced = [row for row in rows if row["id"] is not None]
+        await execute_many(tx, tx.queries.update_country_prices, priced)
+    if whole:
+        await execute_many(tx, tx.queries.upsert_countries, whole)
     if any(row["id"] is None for row in rows):
         # the new rows' ids, for their child rows
         ids = {country.name_key: country.id for country in await select_country_ids(tx)}

@@ -1,0 +1,1 @@
+ALTER TABLE refresh_state DROP COLUMN countries_digest;
