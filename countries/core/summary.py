@@ -95,25 +95,36 @@ def draw_summary(total: int, top: list[tuple[str, float]], refreshed_at: str) ->
     """Every text is fitted to the room it has (an ellipsis where a name is too long), so nothing
     is cut or runs off the image."""
     width, height = SUMMARY_SIZE
-    image = Image.new("RGB", SUMMARY_SIZE, PALETTE["background"])
+    image = summary_background().copy()
     draw = ImageDraw.Draw(image)
     room = width - 2 * SUMMARY_MARGIN
-    draw_line(draw, 40, "Country Currency & Exchange", font(50, "Semibold"), room)
     subtitle = f"{total:,} countries cached  ·  top 5 by estimated GDP (USD)"
     draw_line(draw, 104, subtitle, font(30), room, PALETTE["muted"])
-    draw.rounded_rectangle(
-        (SUMMARY_MARGIN - 20, ROW_TOP - 16, width - SUMMARY_MARGIN + 20, ROW_TOP + 5 * ROW_HEIGHT),
-        radius=18,
-        fill=PALETTE["panel"],
-    )
     if not top:
         draw_line(draw, ROW_TOP + 16, "No GDP estimates yet", font(32), room, PALETTE["muted"])
     largest = max((gdp for _, gdp in top), default=0) or 1
     for rank, (name, gdp) in enumerate(top[:5]):
         draw_gdp_row(draw, rank, name, gdp / largest, human_money(gdp))
     stamp = refreshed_at.replace("T", " ").replace("Z", " UTC")
-    draw_line(draw, height - 86, GDP_CAPTION, font(22), room, PALETTE["muted"])
     draw_line(draw, height - 50, f"Last refreshed {stamp}", font(24), room, PALETTE["muted"])
+    return image
+
+
+@functools.cache
+def summary_background() -> Image.Image:
+    """What every summary has: the title, the panel and the caption, drawn once a process (none
+    overlaps what each summary draws on top)."""
+    width, height = SUMMARY_SIZE
+    image = Image.new("RGB", SUMMARY_SIZE, PALETTE["background"])
+    draw = ImageDraw.Draw(image)
+    room = width - 2 * SUMMARY_MARGIN
+    draw_line(draw, 40, "Country Currency & Exchange", font(50, "Semibold"), room)
+    draw.rounded_rectangle(
+        (SUMMARY_MARGIN - 20, ROW_TOP - 16, width - SUMMARY_MARGIN + 20, ROW_TOP + 5 * ROW_HEIGHT),
+        radius=18,
+        fill=PALETTE["panel"],
+    )
+    draw_line(draw, height - 86, GDP_CAPTION, font(22), room, PALETTE["muted"])
     return image
 
 
