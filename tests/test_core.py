@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 import service
 from countries import core, db, sources, web
+from countries.core import summary
 
 NOW = dt.datetime(2025, 10, 22, 18, 0, 0, tzinfo=dt.UTC)
 RATES = {
@@ -283,7 +284,9 @@ def drawn_texts(monkeypatch, top) -> list[tuple[float, str, float]]:
         return original(draw, xy, text, *args, font=font, **kwargs)
 
     monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
+    summary.summary_background.cache_clear()  # its texts too, drawn again under the spy
     core.draw_summary(250, top, "2025-10-22T18:00:00Z")
+    summary.summary_background.cache_clear()  # not kept with the spy's marks in it
     return drawn
 
 
