@@ -85,7 +85,11 @@ async def rates_as_asked(
         problems = {"date": f"must not be after today ({today}, UTC)"}
     if problems:
         raise validation_error(problems)
-    stored = await db.select_rates_on(request.app.state.store, day)
+    # read once while the data is unchanged: a day is asked for in many bases, symbols, amounts
+    state = request.app.state
+    stored = await state.cache.value(
+        ("rates on", day), lambda: db.select_rates_on(state.store, day)
+    )
     if stored is None:
         raise ApiError(404, "Rates not found")
     return stored, day_codes(values, names, stored.rates, day)

@@ -30,6 +30,11 @@ GZIP_MIN_BYTES = 1024
 OFF_LOOP_BYTES = 256 * 1024
 
 
+# the values kept (see ResponseCache.value): the rates table, and the rates of as many days, a few
+# KB each
+MAX_VALUES = 1024
+
+
 # the URLs noted for answers before routing (see ResponseCache.remember): a few MB at most
 MAX_URLS = 50_000
 
@@ -196,7 +201,7 @@ class ResponseCache:
         self.size = 0
         self.generation = 0  # moves on every forget(): an answer read before it is never kept
         self.in_flight: dict[tuple[Hashable, int], asyncio.Future] = {}
-        self.values: dict[Hashable, object] = {}
+        self.values: collections.OrderedDict[Hashable, object] = collections.OrderedDict()
         # (path, query string, Accept) -> the key of the answer its route gave: see `remember`
         self.urls: dict[tuple[str, bytes, bytes], Hashable] = {}
 
@@ -228,11 +233,14 @@ class ResponseCache:
         computed from (the rates table), where the answers themselves are too many to keep. The
         value is shared: callers must not change it. Call it after `revalidate` (from an answer)."""
         if key in self.values:
+            self.values.move_to_end(key)
             return self.values[key]
         generation = self.generation
         value = await read()
         if generation == self.generation:
             self.values[key] = value
+            if len(self.values) > MAX_VALUES:
+                self.values.popitem(last=False)  # the least recently used
         return value
 
     async def revalidate(self, store: db.Store) -> None:
