@@ -20,7 +20,7 @@ from countries.db.faults import (
     CommitOutcomeUnknown,
     error_code,
 )
-from countries.db.sql import pyformat
+from countries.db.sql import placeholders, pyformat
 
 if TYPE_CHECKING:
     from countries.db.store import Store
@@ -176,6 +176,9 @@ async def execute_many(on: On, sql: str, rows: list[dict]) -> None:
     async with store.db.connection() as connection:
         raw = connection.raw_connection
         if store.dialect == "mysql":
+            # the driver escapes every value of a dict, used or not: only the statement's go
+            names = placeholders(sql)
+            rows = [{name: row[name] for name in names} for row in rows]
             async with raw.cursor() as cursor:
                 with dropped_if_node_lost(raw):
                     await prepare(store, raw)

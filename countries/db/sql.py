@@ -75,7 +75,16 @@ class Queries:
             setattr(self, name, texts[name])
 
 
+PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
+
+
 @functools.cache
 def pyformat(sql: str) -> str:
     """`:name` placeholders as the MySQL driver's own `%(name)s`."""
-    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+    return PLACEHOLDER.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+@functools.cache
+def placeholders(sql: str) -> tuple[str, ...]:
+    """The names of `sql`'s `:name` placeholders, each once."""
+    return tuple(dict.fromkeys(PLACEHOLDER.findall(sql)))
