@@ -43,8 +43,8 @@ class RefreshCounts(NamedTuple):
     last_refreshed_at: str
 
 
-# the most entries whose EntryRows the process keeps between refreshes: a few MB of rows at most
-KEPT_ENTRY_ROWS = 20_000
+# the most entries whose EntryRows the process keeps between refreshes (~5 KB a row: 10 MB)
+KEPT_ENTRY_ROWS = 2_000
 
 
 def prepare_rows(
@@ -64,11 +64,13 @@ def prepare_rows(
             from_entries = kept[1]
         else:
             from_entries = core.entry_rows(entries)
+        keep = len(entries) <= KEPT_ENTRY_ROWS
         rows = core.priced_rows(
-            from_entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), iso_utc(now)
-        )
+            from_entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), iso_utc(now),
+            in_place=not keep,
+        )  # fmt: skip
     # kept for the next refresh (this one may fail: its entries are still those upstream sends)
-    state.entry_rows = (digest, from_entries) if len(entries) <= KEPT_ENTRY_ROWS else None
+    state.entry_rows = (digest, from_entries) if keep else None
     return rows, digest
 
 

@@ -140,18 +140,28 @@ ROWS_FORMAT = b"rows-1"
 
 
 def entries_digest(entries: list[UpstreamCountry]) -> str:
-    """Names the entries as they were decoded (64 hex digits): equal digests, equal EntryRows."""
+    """Names the entries as they were decoded (64 hex digits): equal digests, equal EntryRows.
+    Each entry is encoded into one reused buffer (msgpack is self-delimiting), never the whole
+    list at once: 100,000 entries would be tens of MB more at the refresh's peak."""
     digest = hashlib.blake2b(ROWS_FORMAT, digest_size=32)
-    digest.update(ENTRIES_ENCODER.encode(entries))
+    buffer = bytearray()
+    for entry in entries:
+        ENTRIES_ENCODER.encode_into(entry, buffer)
+        digest.update(buffer)
     return digest.hexdigest()
 
 
 def priced_rows(
-    entry_rows: EntryRows, rates: dict[str, Any], draw: Callable[[], float], stamp: str
+    entry_rows: EntryRows,
+    rates: dict[str, Any],
+    draw: Callable[[], float],
+    stamp: str,
+    in_place: bool = False,
 ) -> list[dict]:
-    """Rows to upsert: each kept entry's row with its rate, estimated GDP and refresh time, as new
-    dicts (the EntryRows' own are left as they are). `draw` gives each entry with a usable rate
-    its multiplier, in entry order, kept or not."""
+    """Rows to upsert: each kept entry's row with its rate, estimated GDP and refresh time. `draw`
+    gives each entry with a usable rate its multiplier, in entry order, kept or not. The rows are
+    new dicts, and the EntryRows' own are left as they are; `in_place`: they are those, priced
+    (an EntryRows nobody keeps: one dict a country at the refresh's peak, not two)."""
     priced = []
     for row in entry_rows.rows:
         code = row["currency_code"]
@@ -164,15 +174,13 @@ def priced_rows(
         if code is None:
             gdp = 0.0
         priced.append((rate, gdp))
-    return [
-        {
-            **entry_rows.rows[index],
-            "exchange_rate": priced[index][0],
-            "estimated_gdp": priced[index][1],
-            "last_refreshed_at": stamp,
-        }
-        for index in entry_rows.kept
-    ]
+    rows = []
+    for index in entry_rows.kept:
+        row = entry_rows.rows[index] if in_place else dict(entry_rows.rows[index])
+        row["exchange_rate"], row["estimated_gdp"] = priced[index]
+        row["last_refreshed_at"] = stamp
+        rows.append(row)
+    return rows
 
 
 def build_rows(
@@ -182,7 +190,7 @@ def build_rows(
     now: dt.datetime,
 ) -> list[dict]:
     """Rows to upsert, one per case-folded name and per alpha-3 code (the later entry wins)."""
-    return priced_rows(entry_rows(entries), rates, draw, iso_utc(now))
+    return priced_rows(entry_rows(entries), rates, draw, iso_utc(now), in_place=True)
 
 
 def rate_rows(rates: dict[str, float]) -> list[dict]:

@@ -176,9 +176,12 @@ async def execute_many(on: On, sql: str, rows: list[dict]) -> None:
     async with store.db.connection() as connection:
         raw = connection.raw_connection
         if store.dialect == "mysql":
-            # the driver escapes every value of a dict, used or not: only the statement's go
+            if not rows:
+                return
+            # the driver escapes every value of a dict, used or not: only the statement's go,
+            # each row's as the driver comes to it (all at once would be a second copy of them)
             names = placeholders(sql)
-            rows = [{name: row[name] for name in names} for row in rows]
+            rows = ({name: row[name] for name in names} for row in rows)
             async with raw.cursor() as cursor:
                 with dropped_if_node_lost(raw):
                     await prepare(store, raw)
