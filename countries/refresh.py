@@ -50,7 +50,8 @@ KEPT_ENTRY_ROWS = 2_000
 def prepare_rows(
     fetched: tuple[CountryEntries, RatesTable], state: AppState, now: dt.datetime
 ) -> tuple[list[dict], str]:
-    """The rows to write, and the digest of the entries they come from. Upstream's countries
+    """The rows to write, and the digest of the entries they come from (over KEPT_ENTRY_ROWS
+    of them, the entries are gone from `fetched` once this returns). Upstream's countries
     change a few times a year, and most refreshes get what the last one got: the rows as the
     entries alone decide them are kept from the last refresh when its entries had the same
     digest (up to KEPT_ENTRY_ROWS of them), so that only the rates and estimates are computed
@@ -60,11 +61,12 @@ def prepare_rows(
     with gc_paused():
         digest = core.entries_digest(entries)
         kept = state.entry_rows
+        keep = len(entries) <= KEPT_ENTRY_ROWS
         if kept is not None and kept[0] == digest:
             from_entries = kept[1]
         else:
-            from_entries = core.entry_rows(entries)
-        keep = len(entries) <= KEPT_ENTRY_ROWS
+            # entries nobody keeps are dropped as their rows are built (read nothing of them after)
+            from_entries = core.entry_rows(entries, consume=not keep)
         rows = core.priced_rows(
             from_entries, fetched[1].rates, lambda: 1000 + 1000 * draw(), iso_utc(now),
             in_place=not keep,
@@ -174,12 +176,13 @@ async def run_refresh(state: AppState) -> tuple[RefreshCounts, dict[str, float]]
         detail = f"Could not fetch data from {failure.host}"
         raise ApiError(503, "External data source unavailable", detail) from None
     now = state.clock()
+    currencies = currency_names(fetched[0].entries)  # before prepare_rows may drop the entries
     with timed(timings, "compute"):
         rows, digest = await asyncio.to_thread(prepare_rows, fetched, state, now)
     write = RefreshWrite(
         now,
         fetched[1],
-        currency_names(fetched[0].entries),
+        currencies,
         settings.countries_source,
         settings.rates_source,
         digest,

@@ -114,9 +114,15 @@ class EntryRows(NamedTuple):
     kept: list[int]
 
 
-def entry_rows(entries: list[UpstreamCountry]) -> EntryRows:
+def entry_rows(entries: list[UpstreamCountry], consume: bool = False) -> EntryRows:
+    """`consume`: each entry is dropped from `entries` (None in its place) once its row is built,
+    so that a large refresh holds about one of the two at a time, not both."""
     language_codes = LanguageCodes(entries)
-    rows = [build_row(country, language_codes) for country in entries]
+    rows = []
+    for index, country in enumerate(entries):
+        rows.append(build_row(country, language_codes))
+        if consume:
+            entries[index] = None
     kept: dict[int, None] = {}
     by_name: dict[str, int] = {}
     by_code: dict[str, int] = {}
