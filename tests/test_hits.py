@@ -117,6 +117,20 @@ def test_the_shapes_above_are_different_answers(guarded):
     assert plain.headers["content-type"].startswith("application/json")
 
 
+def test_a_header_sent_twice_is_read_as_the_long_way_reads_it(guarded):
+    """The first of each, even empty: a later `Accept: text/csv` must not reach the CSV answer
+    noted for that URL when the long way would have answered JSON."""
+    url = "/rates/history?symbols=NGN"
+    assert request(guarded, "GET", url, {"Accept": "text/csv"})[1].status_code == 200
+    assert request(guarded, "GET", url, {"Accept": "text/csv"})[0]  # the CSV answer is noted
+    twice = [("Accept", ""), ("Accept", "text/csv")]
+    client = guarded
+    client.answered.clear()
+    response = client.get(url, headers=twice)
+    assert client.answered == [False]
+    assert response.headers["content-type"].startswith("application/json")
+
+
 def test_a_hit_logs_the_line_and_counts_the_metrics_of_a_miss(guarded):
     log, metrics = guarded.app.state.access_log, guarded.app.state.metrics
     log.flush()

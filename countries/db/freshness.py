@@ -35,8 +35,12 @@ class DataVersion:
         self.checked_at = -math.inf
         self.checking: asyncio.Future | None = None
 
+    def fresh(self) -> bool:
+        """The version was read within `recheck` seconds: what is kept still stands."""
+        return time.monotonic() - self.checked_at < self.recheck
+
     async def revalidate(self, store: Store) -> None:
-        if time.monotonic() - self.checked_at < self.recheck:
+        if self.fresh():
             return
         if self.checking is None:  # one look at the version at a time, however many wait
             self.checking = asyncio.ensure_future(self.check(store))

@@ -16,12 +16,14 @@ import time
 
 from starlette.applications import Starlette
 
+from countries.db import DataVersion
 from countries.metrics import Metrics
 from countries.web.cache import ResponseCache
 from countries.web.logs import AccessLog, loggable_path
 from countries.web.middleware import READ_METHODS, CorsPolicy, client_address, sane_request_id
 
-# the request headers a hit reads, each at its place in `Hits.answer`'s list (the first of each)
+# the request headers a hit reads, each at its place in `Hits.answer`'s list (the first of each,
+# as `request_header` reads it on the long way, even when it is empty)
 ACCEPT, ACCEPT_ENCODING, IF_NONE_MATCH, ORIGIN, REQUEST_ID = range(5)
 READ_HEADERS = {
     b"accept": ACCEPT,
@@ -40,7 +42,7 @@ class Hits:
     def __init__(
         self,
         cache: ResponseCache,
-        freshness,
+        freshness: DataVersion,
         access_log: AccessLog,
         metrics: Metrics,
         cors: CorsPolicy | None,
@@ -54,16 +56,16 @@ class Hits:
         method = scope["method"]
         if method not in READ_METHODS or not self.cache.urls:
             return False
-        freshness = self.freshness
-        if time.monotonic() - freshness.checked_at >= freshness.recheck:
+        if not self.freshness.fresh():
             return False
-        found: list = [b"", b"", b"", b"", b""]
+        found: list = [None] * len(READ_HEADERS)
         for name, value in scope["headers"]:
             at = READ_HEADERS.get(name)
-            if at is not None and not found[at]:
+            if at is not None and found[at] is None:
                 found[at] = value
+        found = [value or b"" for value in found]
         cache = self.cache
-        key = cache.urls.get((scope["path"], scope["query_string"], found[ACCEPT]))
+        key = cache.url_key(scope["path"], scope["query_string"], found[ACCEPT])
         if key is None:
             return False
         kept = cache.get(key)
@@ -72,7 +74,7 @@ class Hits:
         status, headers, body = cache.respond(
             key, kept, found[ACCEPT_ENCODING], found[IF_NONE_MATCH]
         )
-        rid = sane_request_id(found[REQUEST_ID] or None)
+        rid = sane_request_id(found[REQUEST_ID])
         headers = [*headers, *self.cors.read_headers(found[ORIGIN])] if self.cors else list(headers)
         headers.append((b"x-request-id", rid))
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -173,15 +173,13 @@ SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 
 
 def request_id(scope: dict) -> bytes:
-    return sane_request_id(request_header(scope, b"x-request-id") or None)
+    return sane_request_id(request_header(scope, b"x-request-id"))
 
 
-def sane_request_id(sent: bytes | None) -> bytes:
-    """The client's X-Request-ID if it is a short plain token (it goes into the log line as it is),
-    else a new one."""
-    if sent is not None and SANE_REQUEST_ID.fullmatch(sent):
-        return sent
-    return new_request_id()
+def sane_request_id(sent: bytes) -> bytes:
+    """The client's X-Request-ID (b"" if none) if it is a short plain token (it goes into the log
+    line as it is), else a new one."""
+    return sent if SANE_REQUEST_ID.fullmatch(sent) else new_request_id()
 
 
 # a uuid4's fixed bits: the version nibble (4) and the RFC 4122 variant (10)
