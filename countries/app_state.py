@@ -38,7 +38,7 @@ class AppState:
     refresh_task: asyncio.Future | None = None  # the refresh this process runs now, if any
     rates_task: asyncio.Future | None = None  # the rates refresh this process runs now, if any
     # the last refresh's entries' digest and EntryRows, while they are few (refresh.prepare_rows)
-    entry_rows: tuple[bytes, EntryRows] | None = None
+    entry_rows: tuple[str, EntryRows] | None = None
 
     @property
     def backoff(self) -> Callable[[int], float]:

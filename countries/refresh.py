@@ -54,9 +54,8 @@ def prepare_rows(
     of them, the entries are gone from `fetched` once this returns). Upstream's countries
     change a few times a year, and most refreshes get what the last one got: the rows as the
     entries alone decide them are kept from the last refresh when its entries had the same
-    digest (up to KEPT_ENTRY_ROWS of them), so that only the rates and estimates are computed
-    again; and the database is told the digest, so that it is written only those (see
-    write_refresh)."""
+    digest, so that only the rates and estimates are computed again; and the database is told
+    the digest, so that it is written only those (see write_refresh)."""
     entries, draw = fetched[0].entries, state.random.random
     with gc_paused():
         digest = core.entries_digest(entries)

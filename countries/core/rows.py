@@ -158,7 +158,7 @@ def entries_digest(entries: list[UpstreamCountry]) -> str:
 
 
 def priced_rows(
-    entry_rows: EntryRows,
+    from_entries: EntryRows,
     rates: dict[str, Any],
     draw: Callable[[], float],
     stamp: str,
@@ -169,20 +169,19 @@ def priced_rows(
     new dicts, and the EntryRows' own are left as they are; `in_place`: they are those, priced
     (an EntryRows nobody keeps: one dict a country at the refresh's peak, not two)."""
     priced = []
-    for row in entry_rows.rows:
+    for row in from_entries.rows:
         code = row["currency_code"]
         rate = usable_rate(rates.get(code)) if code is not None else None
         gdp = estimate_gdp(row["population"], rate, draw()) if rate is not None else None
         if gdp is None:
-            rate = (
-                None  # so small (1e-320) that the estimate overflows a double: as good as missing
-            )
+            # so small (1e-320) that the estimate overflows a double: as good as missing
+            rate = None
         if code is None:
             gdp = 0.0
         priced.append((rate, gdp))
     rows = []
-    for index in entry_rows.kept:
-        row = entry_rows.rows[index] if in_place else dict(entry_rows.rows[index])
+    for index in from_entries.kept:
+        row = from_entries.rows[index] if in_place else dict(from_entries.rows[index])
         row["exchange_rate"], row["estimated_gdp"] = priced[index]
         row["last_refreshed_at"] = stamp
         rows.append(row)

@@ -228,9 +228,9 @@ async def upsert_countries(tx: Transaction, rows: list[dict], prices_only: bool 
     if tx.dialect == "sqlite":
         # the default 2 MB page cache thrashes on the indexes past ~20,000 rows
         await execute(tx, "PRAGMA cache_size = -65536")
+    priced = [row for row in rows if row["id"] is not None] if prices_only else []
     whole = [row for row in rows if row["id"] is None] if prices_only else rows
-    if prices_only and len(whole) < len(rows):
-        priced = [row for row in rows if row["id"] is not None]
+    if priced:
         await execute_many(tx, tx.queries.update_country_prices, priced)
     if whole:
         await execute_many(tx, tx.queries.upsert_countries, whole)

@@ -162,12 +162,6 @@ class CachedAnswer:
                 return 304, kept, b""
         return self.status, headers, body
 
-    def response(self, scope: dict | None = None) -> Response:
-        """The answer for this request (see `parts`), as a Response of its own."""
-        if scope is None:
-            return as_response((self.status, self.raw_headers, self.body))
-        return as_response(self.parts(*answer_headers(scope)))
-
 
 Parts = tuple[int, tuple[tuple[bytes, bytes], ...], bytes]
 
@@ -226,6 +220,7 @@ class ResponseCache:
             self.urls[url] = key
 
     def url_key(self, path: str, query: bytes, accept: bytes) -> Hashable | None:
+        """The key `remember` noted for this URL, if any."""
         return self.urls.get((path, query, accept))
 
     async def value(self, key: Hashable, read: Callable[[], typing.Awaitable[T]]) -> T:
