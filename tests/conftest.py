@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import service  # noqa: E402
 from countries import db  # noqa: E402
 from stub_upstream import StubUpstream  # noqa: E402
+from users_support import ADA, create  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # /status before the first refresh, and the provider time of fixtures/rates.json
@@ -338,6 +339,30 @@ class _Unchanged:
     def __exit__(self, *exc):
         if exc[0] is None:
             assert dump_database(self.database_url) == self.before, "the database changed"
+
+
+@pytest.fixture
+def ada(client) -> dict:
+    """A stored user, so that 'nothing changed' has something to compare."""
+    return create(client, ADA)
+
+
+def wait_for(condition, seconds: float):
+    """Whether `condition()` became true within `seconds` (polled every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def server_env(database_url: str, stub: StubUpstream, **extra: str) -> dict[str, str]:
+    """A real server's settings: the stub's URLs, a 5 s HTTP timeout, no summary file."""
+    return {
+        **stub_env(stub, database_url, Path("."), HTTP_TIMEOUT="5", SUMMARY_IMAGE_PATH=""),
+        **extra,
+    }
 
 
 def patch_db(monkeypatch, name: str, value) -> None:

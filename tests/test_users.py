@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import datetime as dt
 import itertools
 import re
@@ -14,45 +13,14 @@ import httpx
 import pytest
 
 import service
-from conftest import dump_database, query_rows, raw_connection, running_server
-from countries import db, web
+from conftest import query_rows, raw_connection, running_server, unchanged
+from countries import db
+from users_support import ADA, GRACE, assert_validation_error, create, send
 
-ADA = {"name": "Ada", "email": "ada@example.com", "age": 36}
-GRACE = {"name": "Grace", "email": "grace@example.com", "age": 85}
 USER_FIELDS = {"id", "name", "email", "age", "created_at", "updated_at"}
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 SERVICE = Path(service.__file__)
-
-
-def create(client, body: dict) -> dict:
-    response = client.post("/users", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def assert_validation_error(response, *fields: str) -> dict:
-    """A 400 in the contract's envelope whose details name exactly `fields`."""
-    assert response.status_code == 400, response.text
-    body = response.json()
-    assert body["error"] == "Validation failed"
-    assert set(body) == {"error", "details"}
-    assert set(body["details"]) == set(fields)
-    assert all(isinstance(problem, str) and problem for problem in body["details"].values())
-    return body["details"]
-
-
-@contextlib.contextmanager
-def unchanged(database_url: str):
-    before = dump_database(database_url)
-    yield
-    assert dump_database(database_url) == before
-
-
-@pytest.fixture
-def ada(client) -> dict:
-    """A stored user, so that 'nothing changed' has something to compare."""
-    return create(client, ADA)
 
 
 @pytest.fixture
@@ -64,13 +32,6 @@ def clock(client):
 
     client.app.state.clock = lambda: dt.datetime.fromisoformat(Clock.now)
     return Clock
-
-
-def send(
-    client, method: str, path: str, content: bytes, content_type: str | None = "application/json"
-):
-    headers = {"Content-Type": content_type} if content_type else {}
-    return client.request(method, path, content=content, headers=headers)
 
 
 # ----- POST /users ------------------------------------------------------------------------------
@@ -139,172 +100,6 @@ def test_every_write_bumps_the_data_version(client, database_url):
     assert version() == start + 2
     client.delete(f"/users/{user['id']}")
     assert version() == start + 3
-
-
-# ----- validation -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("field", ["name", "email", "age"])
-def test_missing_field_is_400(client, database_url, ada, field):
-    body = {key: value for key, value in GRACE.items() if key != field}
-    with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json=body), field)
-    assert details[field] == "is required"
-
-
-def test_every_missing_field_is_named(client, database_url):
-    with unchanged(database_url):
-        assert_validation_error(client.post("/users", json={}), "name", "email", "age")
-
-
-def test_empty_name_is_400(client, database_url, ada):
-    with unchanged(database_url):
-        assert_validation_error(client.post("/users", json={**GRACE, "name": ""}), "name")
-
-
-def test_whitespace_only_name_is_400(client, database_url, ada):
-    with unchanged(database_url):
-        assert_validation_error(client.post("/users", json={**GRACE, "name": " \t\n "}), "name")
-
-
-def test_name_over_100_characters_is_400(client, database_url, ada):
-    with unchanged(database_url):
-        details = assert_validation_error(
-            client.post("/users", json={**GRACE, "name": "n" * 101}), "name"
-        )
-    assert "100" in details["name"]
-
-
-def test_name_that_is_not_a_string_is_400(client, database_url, ada):
-    with unchanged(database_url):
-        assert_validation_error(client.post("/users", json={**GRACE, "name": 12}), "name")
-
-
-@pytest.mark.parametrize(
-    "email",
-    [
-        "grace",
-        "grace@",
-        "@example.com",
-        "grace@@example.com",
-        "grace @example.com",
-        "grace@localhost",
-        "",
-    ],
-)
-def test_invalid_email_is_400(client, database_url, ada, email):
-    with unchanged(database_url):
-        details = assert_validation_error(
-            client.post("/users", json={**GRACE, "email": email}), "email"
-        )
-    assert "valid email" in details["email"]
-
-
-def test_email_that_is_not_a_string_is_400(client, database_url, ada):
-    with unchanged(database_url):
-        assert_validation_error(
-            client.post("/users", json={**GRACE, "email": ["grace@example.com"]}), "email"
-        )
-
-
-def test_email_differing_only_in_case_is_409(client, database_url, ada):
-    with unchanged(database_url):
-        response = client.post("/users", json={**GRACE, "email": "ADA@Example.COM"})
-    assert response.status_code == 409
-    assert response.json() == {"error": "Email already registered"}
-
-
-@pytest.mark.parametrize("age", [-1, 151, 10**30])
-def test_age_out_of_range_is_400(client, database_url, ada, age):
-    with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json={**GRACE, "age": age}), "age")
-    assert details["age"] == "must be an integer from 0 to 150"
-
-
-@pytest.mark.parametrize("age", ["36", True, 36.5, 1e300])
-def test_age_must_be_an_integer(client, database_url, ada, age):
-    with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json={**GRACE, "age": age}), "age")
-    assert details["age"] == "must be an integer from 0 to 150"
-
-
-def test_age_with_a_zero_fraction_is_that_integer(client):
-    # JSON Schema, and so /openapi.json, counts 36.0 as an integer
-    assert create(client, {**GRACE, "age": 36.0})["age"] == 36
-
-
-def test_unknown_field_is_400(client, database_url, ada):
-    with unchanged(database_url):
-        details = assert_validation_error(
-            client.post("/users", json={**GRACE, "role": "admin"}), "role"
-        )
-    assert details["role"] == "is not an accepted field"
-
-
-@pytest.mark.parametrize("field", ["name", "email", "age"])
-def test_null_value_is_400(client, database_url, ada, field):
-    with unchanged(database_url):
-        details = assert_validation_error(client.post("/users", json={**GRACE, field: None}), field)
-    assert details[field] == "must not be null"
-
-
-def test_every_bad_field_is_named(client, database_url, ada):
-    body = {"name": " ", "email": "nope", "age": True, "role": "admin"}
-    with unchanged(database_url):
-        assert_validation_error(client.post("/users", json=body), "name", "email", "age", "role")
-
-
-@pytest.mark.parametrize(
-    "content", [b'{"name": "Grace",', b"", b"not json", b"\xff\xfe", b'{"name": "\\ud800"}']
-)
-def test_malformed_json_is_400_with_body_details(client, database_url, ada, content):
-    with unchanged(database_url):
-        details = assert_validation_error(send(client, "POST", "/users", content), "body")
-    assert "JSON" in details["body"]
-
-
-@pytest.mark.parametrize("content", [b"[]", b'[{"name": "Grace"}]', b"36", b'"Grace"', b"null"])
-def test_json_that_is_not_an_object_is_400(client, database_url, ada, content):
-    with unchanged(database_url):
-        details = assert_validation_error(send(client, "POST", "/users", content), "body")
-    assert details["body"] == "must be a JSON object"
-
-
-# ----- 415, 413 and their precedence ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"]
-)
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
-def test_body_without_json_content_type_is_415(client, database_url, ada, method, content_type):
-    path = "/users" if method == "POST" else f"/users/{ada['id']}"
-    with unchanged(database_url):
-        response = send(client, method, path, msgspec_json(GRACE), content_type)
-    assert response.status_code == 415
-    assert response.json() == {"error": "Unsupported media type"}
-
-
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
-def test_body_over_the_size_limit_is_413(client, database_url, ada, method):
-    path = "/users" if method == "POST" else f"/users/{ada['id']}"
-    big = msgspec_json({**GRACE, "name": "n" * (64 * 1024)})
-    with unchanged(database_url):
-        response = send(client, method, path, big)
-    assert response.status_code == 413
-    assert response.json() == {"error": "Request body too large"}
-
-
-def test_413_comes_before_415(client, database_url, ada):
-    with unchanged(database_url):
-        response = send(client, "POST", "/users", b"x" * (64 * 1024 + 1), "text/plain")
-    assert response.status_code == 413
-
-
-def test_415_comes_before_400(client, database_url, ada):
-    with unchanged(database_url):
-        response = send(client, "POST", "/users", b"not json", "text/plain")
-    assert response.status_code == 415
 
 
 # ----- GET /users/{id} and 404 ------------------------------------------------------------------
@@ -638,10 +433,6 @@ def test_concurrent_registrations_of_one_email_let_exactly_one_win(database_url,
 
 def user_server_env(database_url: str) -> dict[str, str]:
     return {"DATABASE_URL": database_url, "SUMMARY_IMAGE_PATH": "", "LOG_LEVEL": "warning"}
-
-
-def msgspec_json(value) -> bytes:
-    return web.JSON_ENCODER.encode(value)
 
 
 def insert_rows(database_url: str, rows: list[tuple]) -> None:
